@@ -1,0 +1,110 @@
+# ephemeros — the two commands:
+#   make up     set everything up and run `pulumi up` on the $(STACK) stack (default dev)
+#   make test   set everything up and run the tests
+# Both install what they need: Debian packages, the virtualenv, and the Pulumi engine.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+STACK ?= dev
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+
+# What the program and the tests run with: the project's engine and venv first on PATH, state in a local file
+# backend inside the project, a passphrase secrets provider, and no network calls the engine would make on its
+# own (update checks, plugin downloads). `make env` prints the same for a shell.
+export PATH := $(CURDIR)/$(TOOLS)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export PULUMI_HOME := $(CURDIR)/$(TOOLS)/pulumi-home
+export PULUMI_BACKEND_URL := file://$(CURDIR)
+export PULUMI_CONFIG_PASSPHRASE_FILE := $(CURDIR)/.pulumi-passphrase
+export PULUMI_SKIP_UPDATE_CHECK := true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
+ENV_VARS := PATH PULUMI_HOME PULUMI_BACKEND_URL PULUMI_CONFIG_PASSPHRASE_FILE PULUMI_SKIP_UPDATE_CHECK \
+	PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION
+
+# Debian packages: what `make up` needs, and what the tests need on top.
+APT_UP := ca-certificates curl
+APT_TEST := ignition policycoreutils
+
+ON_STACK := --stack $(STACK) --non-interactive
+
+.PHONY: help up preview destroy refresh env test lint format lock setup setup-test deps deps-test engine stack serve clean
+
+help:
+	@echo "make up       set up and run 'pulumi up' on the $(STACK) stack"
+	@echo "make test     set up and run the tests"
+	@echo "make preview | destroy | refresh   the same Pulumi commands on the $(STACK) stack"
+	@echo "eval \"\$$(make -s env)\"   use plain 'pulumi ...' in this shell afterwards"
+	@echo "make lint     ruff and mypy;  make lock   re-pin requirements*.txt from requirements*.in"
+
+up: setup stack
+	pulumi up $(ON_STACK) --yes
+
+preview: setup stack
+	pulumi preview $(ON_STACK)
+
+destroy: setup stack
+	pulumi destroy $(ON_STACK) --yes
+
+refresh: setup stack
+	pulumi refresh $(ON_STACK) --yes
+
+env:
+	@$(foreach v,$(ENV_VARS),echo 'export $(v)="$($(v))"';)
+
+test: setup-test
+	$(VENV)/bin/pytest
+
+lint: setup-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: setup-test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lock: setup-test
+	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements.txt requirements.in
+	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements-dev.txt requirements-dev.in
+
+setup: deps $(VENV)/.runtime engine
+setup-test: setup deps-test $(VENV)/.dev
+
+deps:
+	@scripts/apt-deps.sh $(APT_UP)
+
+deps-test:
+	@scripts/apt-deps.sh $(APT_TEST)
+
+engine:
+	@scripts/ensure-pulumi.sh
+
+$(VENV)/bin/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ephemeros needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q --require-hashes -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(VENV)/bin/pip install -q --require-hashes -r requirements-dev.txt
+	touch $@
+
+# A random passphrase for the passphrase secrets provider, made once; keep a copy, as secrets in the stack's
+# config and state cannot be read without it.
+.pulumi-passphrase:
+	umask 077; head -c 32 /dev/urandom | base64 > $@
+
+stack: .pulumi-passphrase
+	@pulumi stack select $(STACK) --non-interactive 2>/dev/null || pulumi stack init $(STACK) --non-interactive --secrets-provider passphrase
+
+# Serve the stack's public Ignition configs on port 8080, where the dev stack's nodes look for them.
+serve:
+	cd build/$(STACK)/ignition && $(PYTHON) -m http.server 8080
+
+clean:
+	rm -rf build

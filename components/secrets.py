@@ -1,0 +1,48 @@
+"""ClusterSecrets: the k3s tokens and each node's k3s node password."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from providers.random_secret import RandomSecret
+from settings.model import Settings
+
+TOKEN_LENGTH = 48
+NODE_PASSWORD_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class ClusterSecretsArgs:
+    settings: Settings
+
+
+class ClusterSecrets(pulumi.ComponentResource):
+    """Secrets made once and kept: stable across `pulumi up`s, rotated only through `rotate` or `--replace`."""
+
+    server_token: pulumi.Output[str]
+    agent_token: pulumi.Output[str]
+    node_passwords: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: ClusterSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ephemeros:index:ClusterSecrets", name, None, opts)
+        rotate = args.settings.rotate
+        child = pulumi.ResourceOptions(parent=self)
+
+        def secret(suffix: str, length: int, generation: int) -> pulumi.Output[str]:
+            return pulumi.Output.secret(RandomSecret(f"{name}-{suffix}", length, generation, child).result)
+
+        self.server_token = secret("server-token", TOKEN_LENGTH, rotate.server_token)
+        self.agent_token = secret("agent-token", TOKEN_LENGTH, rotate.agent_token)
+        self.node_passwords = {
+            node.hostname: secret(
+                f"{node.hostname}-node-password",
+                NODE_PASSWORD_LENGTH,
+                rotate.node_passwords.get(node.hostname, 0),
+            )
+            for node in args.settings.nodes
+        }
+        self.register_outputs(
+            {"serverToken": self.server_token, "agentToken": self.agent_token, "nodePasswords": self.node_passwords}
+        )

@@ -1,0 +1,30 @@
+"""Read the running stack's configuration and validate it before any resource is declared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi.runtime.config as runtime_config
+
+from settings import NAMESPACE, LoadedSettings, SettingsError, load_settings
+
+
+def raw_stack_config() -> tuple[dict[str, Any], set[str]]:
+    """Every config value of this stack by full key, and the keys that are secrets."""
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret = {k for k in raw if runtime_config.is_config_secret(k)}
+    secret |= set(runtime_config.get_config_secret_keys_env())
+    return raw, secret
+
+
+def load_stack_settings() -> LoadedSettings:
+    """Validated settings of the running stack; a bad config stops the program with every problem listed."""
+    raw, secret = raw_stack_config()
+    try:
+        loaded = load_settings({k: v for k, v in raw.items() if k.startswith(f"{NAMESPACE}:")}, secret)
+    except SettingsError as error:
+        raise pulumi.RunError(str(error)) from None
+    for warning in loaded.warnings:
+        pulumi.log.warn(warning)
+    return loaded

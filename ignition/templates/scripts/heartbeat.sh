@@ -1,0 +1,25 @@
+#!/bin/bash
+# Ping this node's heartbeat check: its plain URL when the local k3s is healthy, its /fail URL (with the
+# reason as the body) when it is not. HEARTBEAT_URL comes from the stick; it is a credential, so it goes to
+# curl on standard input and never onto a command line.
+set -u
+role="${1:?usage: $0 server|agent}"
+
+reason=""
+if ! systemctl is-active --quiet {{ L.K3S_UNIT }}; then
+    reason="{{ L.K3S_UNIT }} is $(systemctl is-active {{ L.K3S_UNIT }})"
+elif [ "$role" = server ]; then
+    if ! out=$({{ L.K3S_BINARY }} kubectl --kubeconfig {{ L.K3S_KUBECONFIG }} get --raw=/readyz 2>&1); then
+        reason="API server not ready: $out"
+    fi
+elif ! curl -fsS -m 5 -o /dev/null http://127.0.0.1:10248/healthz; then
+    reason="kubelet is not healthy"
+fi
+
+url="${HEARTBEAT_URL%/}"
+if [ -n "$reason" ]; then
+    url="$url/fail"
+fi
+printf 'url = "%s"\n' "$url" |
+    curl -fsS -m 20 --retry 5 --retry-all-errors --retry-delay 10 -o /dev/null \
+        --data-raw "$(hostname): ${reason:-k3s $role healthy}" -K -

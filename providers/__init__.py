@@ -1,0 +1,1 @@
+"""Pulumi dynamic providers for things that have no Pulumi package usable here."""

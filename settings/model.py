@@ -1,0 +1,249 @@
+"""The stack settings a user writes in Pulumi.<stack>.yaml, as typed models.
+
+Field names are snake_case here and camelCase in the stack file (`base_url` is `baseUrl`). Every model forbids
+keys it does not know, so a typo is an error instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from settings.types import (
+    DnsName,
+    FlatcarVersion,
+    HostName,
+    HttpUrl,
+    InterfaceName,
+    K3sVersion,
+    LabelKey,
+    LabelValue,
+    MacAddress,
+    Sha256,
+    SshPublicKey,
+    Taint,
+)
+
+Role = Literal["server", "agent"]
+K3sComponent = Literal["traefik", "servicelb", "local-storage", "metrics-server", "coredns"]
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+def _disabled_is_none(value: Any) -> Any:
+    """Pulumi.yaml gives optional feature keys an 'off' default; the program sees an off feature as absent."""
+    return value if value is not None and value.enabled else None
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class K3s(Model):
+    """The k3s release every node downloads, and cluster-wide k3s settings."""
+
+    version: K3sVersion = Field(description="k3s release, e.g. v1.36.4+k3s1")
+    sha256: Sha256 = Field(description="sha256 of that release's amd64 `k3s` binary (from sha256sum-amd64.txt)")
+    base_url: HttpUrl = Field(
+        default="https://github.com/k3s-io/k3s/releases/download",
+        description="where releases are downloaded from: <baseUrl>/<version>/k3s; point it at a LAN mirror",
+    )
+    cluster_cidr: IPv4Network = Field(default=IPv4Network("10.42.0.0/16"), description="pod network")
+    service_cidr: IPv4Network = Field(default=IPv4Network("10.43.0.0/16"), description="service network")
+    disable: tuple[K3sComponent, ...] = Field(default=(), description="packaged components not to deploy")
+
+    @property
+    def binary_url(self) -> str:
+        return f"{self.base_url}/{quote(self.version, safe='')}/k3s"
+
+    @model_validator(mode="after")
+    def _networks_apart(self) -> K3s:
+        if self.cluster_cidr.overlaps(self.service_cidr):
+            raise ValueError(
+                f"clusterCidr {self.cluster_cidr} and serviceCidr {self.service_cidr} overlap: "
+                "give them disjoint ranges"
+            )
+        return self
+
+
+class Flatcar(Model):
+    """The Flatcar Container Linux release that nodes boot into RAM."""
+
+    version: FlatcarVersion = Field(default="4593.2.5", description="release to boot, or 'current'")
+    base_url: HttpUrl = Field(
+        default="https://stable.release.flatcar-linux.net/amd64-usr",
+        description="channel URL holding <version>/flatcar_production_pxe.vmlinuz; point it at a LAN mirror",
+    )
+
+    @property
+    def release_url(self) -> str:
+        return f"{self.base_url}/{self.version}"
+
+
+class VultrPostgres(Model):
+    """A managed PostgreSQL on Vultr (created by a later version of ephemeros)."""
+
+    region: str = Field(description="Vultr region id, e.g. ams")
+    plan: str = Field(description="Vultr managed database plan id")
+
+
+class Datastore(Model):
+    """Where the k3s servers keep cluster state."""
+
+    type: Literal["sqlite", "etcd", "postgres", "vultr"] = Field(
+        default="sqlite",
+        description="sqlite: one server, state lost at reboot; etcd: 3, 5, ... servers; "
+        "postgres: external endpoint from the secret datastoreEndpoint; vultr: managed Postgres",
+    )
+    vultr: VultrPostgres | None = None
+
+    @model_validator(mode="after")
+    def _vultr_settings(self) -> Datastore:
+        if self.type == "vultr":
+            raise ValueError(
+                "type 'vultr' is not available yet: run your own Postgres and use type 'postgres' "
+                "with the secret datastoreEndpoint"
+            )
+        if self.vultr is not None:
+            raise ValueError("vultr settings are only read with type 'vultr': remove them")
+        return self
+
+
+class Bond(Model):
+    """An LACP (or other mode) bond of several network interfaces."""
+
+    name: InterfaceName = Field(default="bond0", description="name of the bond interface")
+    interfaces: tuple[InterfaceName, ...] = Field(min_length=1, description="member interfaces or patterns")
+    mode: Literal["802.3ad", "active-backup", "balance-alb", "balance-tlb", "balance-xor", "balance-rr"] = "802.3ad"
+
+
+class Node(Model):
+    """One machine of the cluster."""
+
+    hostname: HostName
+    role: Role
+    mac: MacAddress | None = Field(default=None, description="MAC of the boot interface")
+    address: IPv4Interface | None = Field(default=None, description="static address with prefix, e.g. 10.0.0.5/24")
+    gateway: IPv4Address | None = None
+    nameservers: tuple[IPv4Address, ...] = ()
+    interfaces: tuple[InterfaceName, ...] = Field(default=(), description="interfaces to configure; default all")
+    bond: Bond | None = None
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    kernel_args: tuple[str, ...] = Field(default=(), description="extra kernel arguments for this node")
+
+    @model_validator(mode="after")
+    def _network(self) -> Node:
+        if self.address is None and (self.gateway is not None or self.nameservers):
+            raise ValueError("gateway and nameservers need a static address: set address too, or remove them")
+        if self.gateway is not None and self.address is not None and self.gateway not in self.address.network:
+            raise ValueError(f"gateway {self.gateway} is outside {self.address.network}: check address and gateway")
+        if self.bond is not None and self.interfaces:
+            raise ValueError("give the member interfaces in bond.interfaces, not in interfaces")
+        return self
+
+
+class Heartbeat(Model):
+    """Heartbeat checks: each node pings its check every period, or its /fail URL when k3s is unhealthy."""
+
+    enabled: bool = Field(default=True, description="false turns heartbeats off")
+    provider: Literal["healthchecks", "urls"] = Field(
+        default="healthchecks",
+        description="healthchecks: checks made through the API (secret healthchecksApiKey); "
+        "urls: your own ping URL per node (secret heartbeatUrls)",
+    )
+    api_url: HttpUrl = Field(default="https://healthchecks.io", description="healthchecks API base URL")
+    period: int = Field(default=300, ge=60, le=2592000, description="seconds between pings")
+    grace: int = Field(default=60, ge=60, le=2592000, description="seconds of lateness before an alert")
+    tags: tuple[str, ...] = ()
+    channels: str = Field(default="*", description="notification channels: '*' for all, or a comma-separated list")
+    cluster_check: bool = Field(default=False, description="also make one check for the whole cluster")
+
+
+class Rfc2136(Model):
+    """DNS updates (RFC 2136) signed with TSIG, accepted by BIND, Knot, PowerDNS and many routers."""
+
+    server: str = Field(description="address of the primary name server")
+    port: int = Field(default=53, ge=1, le=65535)
+    zone: DnsName
+    key_name: DnsName
+    algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"] = "hmac-sha256"
+    ttl: int = Field(default=300, ge=0, le=86400)
+
+
+class Namecheap(Model):
+    """Namecheap dynamic DNS, updated by the nodes themselves."""
+
+    domain: DnsName | None = Field(
+        default=None, description="the domain registered at Namecheap; default: the cluster's domain"
+    )
+    update_url: HttpUrl = Field(default="https://dynamicdns.park-your-domain.com/update")
+
+
+class Dns(Model):
+    """DNS records for the nodes and the API server."""
+
+    rfc2136: Rfc2136 | None = None
+    namecheap: Namecheap | None = None
+    primary_record: HostName = Field(
+        default="primary", description="name that every healthy server claims, for ingress"
+    )
+    update_period: int = Field(default=300, ge=60, description="seconds between a node's own DNS updates")
+
+    @property
+    def enabled(self) -> bool:
+        return self.rfc2136 is not None or self.namecheap is not None
+
+
+class Rotation(Model):
+    """Generations of the cluster's secrets: raise one to replace that secret at the next `pulumi up`."""
+
+    server_token: int = Field(default=0, ge=0)
+    agent_token: int = Field(default=0, ge=0)
+    node_passwords: dict[HostName, int] = Field(default_factory=dict)
+
+
+class Settings(Model):
+    """All non-secret settings of a stack."""
+
+    cluster_name: HostName = Field(description="name of the cluster, a DNS label such as lab")
+    domain: DnsName = Field(description="DNS domain of the nodes, e.g. lab.example.com")
+    api_server_address: Annotated[DnsName | None, BeforeValidator(_empty_is_none)] = Field(
+        default=None, description="name or address agents join at; default: the first server's FQDN"
+    )
+    ignition_base_url: HttpUrl = Field(description="base URL the public Ignition configs are served from")
+    k3s: K3s = Field(alias="k3s", description="the k3s release and cluster-wide k3s settings")
+    flatcar: Flatcar = Field(default=Flatcar(), description="the Flatcar release nodes boot")
+    nodes: tuple[Node, ...] = Field(min_length=1, description="the machines of the cluster")
+    ssh_keys: tuple[SshPublicKey, ...] = Field(min_length=1, description="SSH public keys for the core user")
+    datastore: Datastore = Field(default=Datastore(), description="where the servers keep cluster state")
+    heartbeat: Annotated[Heartbeat | None, AfterValidator(_disabled_is_none)] = None
+    dns: Annotated[Dns | None, AfterValidator(_disabled_is_none)] = None
+    rotate: Rotation = Field(default=Rotation(), description="generations of the cluster's secrets")
+
+    @property
+    def servers(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.role == "server")
+
+    @property
+    def api_server(self) -> str:
+        return self.api_server_address or self.fqdn(self.servers[0])
+
+    @property
+    def api_server_url(self) -> str:
+        return f"https://{self.api_server}:6443"
+
+    def fqdn(self, node: Node) -> str:
+        return f"{node.hostname}.{self.domain}"
+
+    def ignition_url(self, node: Node) -> str:
+        return f"{self.ignition_base_url}/{node.hostname}.ign"
+
+    def node(self, hostname: str) -> Node:
+        return next(n for n in self.nodes if n.hostname == hostname)

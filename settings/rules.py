@@ -1,0 +1,170 @@
+"""Rules that span several settings: the cluster as a whole must make sense, not only each value."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from settings.credentials import Credentials
+from settings.model import Settings
+
+# Kernel arguments that the boot script sets itself; a node may not override them.
+RESERVED_KERNEL_ARGS = ("initrd", "ignition.config.url", "flatcar.first_boot", "BOOT_IMAGE")
+
+
+def _duplicates(values: Iterable[object]) -> list[str]:
+    return sorted(str(v) for v, count in Counter(values).items() if v is not None and count > 1)
+
+
+def cluster_problems(settings: Settings, credentials: Credentials) -> list[str]:
+    """Problems as "<key path>: <what is wrong and what to do>", key paths without the namespace."""
+    problems: list[str] = []
+    nodes = settings.nodes
+    servers = settings.servers
+
+    if not servers:
+        problems.append(
+            "nodes: no node has role server, so there is nothing for agents to join: make at least one a server"
+        )
+    for name in _duplicates(n.hostname for n in nodes):
+        problems.append(f"nodes: hostname {name} is used by more than one node: give each node its own")
+    for mac in _duplicates(n.mac for n in nodes):
+        problems.append(f"nodes: MAC {mac} is given to more than one node: each machine has its own")
+    for address in _duplicates(n.address.ip if n.address else None for n in nodes):
+        problems.append(f"nodes: address {address} is given to more than one node")
+
+    for i, node in enumerate(nodes):
+        where = f"nodes[{i}] (node {node.hostname})"
+        if node.address is not None:
+            for name, network in (
+                ("clusterCidr", settings.k3s.cluster_cidr),
+                ("serviceCidr", settings.k3s.service_cidr),
+            ):
+                if node.address.ip in network:
+                    problems.append(
+                        f"{where}.address: {node.address.ip} lies in k3s.{name} {network}: "
+                        "move the node or the k3s range"
+                    )
+        for arg in node.kernel_args:
+            if arg.split("=", 1)[0] in RESERVED_KERNEL_ARGS:
+                problems.append(f"{where}.kernelArgs: {arg!r} is set by ephemeros itself: remove it")
+        if settings.dns is not None and node.hostname == settings.dns.primary_record:
+            problems.append(
+                f"{where}.hostname: {node.hostname} is also dns.primaryRecord: rename the node or the record"
+            )
+
+    for hostname in sorted(settings.rotate.node_passwords.keys() - {n.hostname for n in nodes}):
+        problems.append(f"rotate.nodePasswords.{hostname}: {hostname} is not a node: remove it")
+
+    problems += _datastore_problems(settings, credentials, len(servers))
+    problems += _heartbeat_problems(settings, credentials)
+    problems += _dns_problems(settings, credentials)
+    return problems
+
+
+def _datastore_problems(settings: Settings, credentials: Credentials, servers: int) -> list[str]:
+    kind = settings.datastore.type
+    if kind == "sqlite" and servers > 1:
+        return [
+            f"datastore.type: sqlite serves exactly one server, and {servers} nodes are servers: "
+            "use etcd (3, 5, ... servers) or postgres, or make the others agents"
+        ]
+    if kind == "etcd" and (servers < 3 or servers % 2 == 0):
+        return [
+            f"datastore.type: embedded etcd needs an odd number of servers, at least 3, and {servers} are given: "
+            "add or remove servers, or use postgres (any number) or sqlite (one)"
+        ]
+    if kind == "postgres" and not credentials.datastore_endpoint:
+        return [
+            "datastoreEndpoint: datastore.type is postgres but no endpoint is set: "
+            "pulumi config set --secret datastoreEndpoint postgres://user:password@host:5432/k3s"
+        ]
+    if kind != "postgres" and credentials.datastore_endpoint:
+        return [
+            f"datastoreEndpoint: is set but datastore.type is {kind}: set datastore.type to postgres, "
+            "or remove it with `pulumi config rm datastoreEndpoint`"
+        ]
+    return []
+
+
+def _heartbeat_problems(settings: Settings, credentials: Credentials) -> list[str]:
+    heartbeat = settings.heartbeat
+    if heartbeat is None:
+        return [
+            f"{key}: is set but heartbeat is not configured: add heartbeat settings, or remove it with "
+            f"`pulumi config rm {key}`"
+            for key, value in (
+                ("healthchecksApiKey", credentials.healthchecks_api_key),
+                ("heartbeatUrls", credentials.heartbeat_urls),
+            )
+            if value
+        ]
+    if heartbeat.provider == "healthchecks" and not credentials.healthchecks_api_key:
+        return [
+            "healthchecksApiKey: heartbeat.provider is healthchecks but no API key is set: "
+            "pulumi config set --secret healthchecksApiKey <project read-write key>"
+        ]
+    if heartbeat.provider == "urls":
+        hostnames = {n.hostname for n in settings.nodes}
+        missing = sorted(hostnames - credentials.heartbeat_urls.keys())
+        extra = sorted(credentials.heartbeat_urls.keys() - hostnames)
+        problems = []
+        if missing:
+            problems.append(
+                f"heartbeatUrls: no ping URL for {', '.join(missing)}: "
+                f"pulumi config set --secret --path 'heartbeatUrls.{missing[0]}' <URL>"
+            )
+        if extra:
+            problems.append(f"heartbeatUrls: {', '.join(extra)} is not a node: remove it")
+        return problems
+    return []
+
+
+def _dns_problems(settings: Settings, credentials: Credentials) -> list[str]:
+    dns = settings.dns
+    problems = []
+    needs = {
+        "dnsTsigSecret": (dns is not None and dns.rfc2136 is not None, credentials.dns_tsig_secret, "dns.rfc2136"),
+        "namecheapDdnsPassword": (
+            dns is not None and dns.namecheap is not None,
+            credentials.namecheap_ddns_password,
+            "dns.namecheap",
+        ),
+    }
+    if dns is not None and dns.namecheap is not None and dns.namecheap.domain is not None:
+        registered = dns.namecheap.domain
+        if settings.domain != registered and not settings.domain.endswith(f".{registered}"):
+            problems.append(
+                f"dns.namecheap.domain: {registered} does not contain the cluster domain {settings.domain}: "
+                "give the domain registered at Namecheap that the cluster's names live in"
+            )
+    for key, (configured, value, setting) in needs.items():
+        if configured and not value:
+            problems.append(
+                f"{key}: {setting} is configured but {key} is not set: pulumi config set --secret {key} <value>"
+            )
+        if value and not configured:
+            problems.append(f"{key}: is set but {setting} is not configured: add it, or `pulumi config rm {key}`")
+    return problems
+
+
+def cluster_warnings(settings: Settings) -> list[str]:
+    """Choices that work but that a user should make knowingly."""
+    warnings = []
+    if settings.ignition_base_url.startswith("http://"):
+        warnings.append(
+            "ignitionBaseUrl is plain http: anyone on the network path can change what nodes run; "
+            "serve the Ignition configs over https or only on a trusted LAN"
+        )
+    if settings.flatcar.version == "current":
+        warnings.append("flatcar.version is 'current': nodes boot whatever release is newest at boot time")
+    if settings.datastore.type == "sqlite":
+        warnings.append(
+            "datastore.type is sqlite: the server is diskless, so the cluster's state is lost at every reboot"
+        )
+    if settings.datastore.type == "etcd":
+        warnings.append(
+            "datastore.type is etcd: servers are diskless, so a server that reboots must rejoin, and if all "
+            "reboot at once the cluster's state is lost; postgres keeps state outside the nodes"
+        )
+    return warnings

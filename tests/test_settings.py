@@ -1,0 +1,430 @@
+"""Stack settings: good configs load, and every bad one fails naming its key, what is wrong and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+import pytest
+
+from settings import LoadedSettings, SettingsError, load_settings
+from tests.support.stack import SECRET_VALUES, base_settings, edited, full_settings, secret_keys, to_raw
+
+Doc = dict[str, Any]
+
+
+def load(doc: Doc, secret: Collection[str] = ()) -> LoadedSettings:
+    return load_settings(to_raw(doc), secret_keys(set(secret)))
+
+
+def node(doc: Doc, i: int) -> dict[str, Any]:
+    node_doc: dict[str, Any] = doc["nodes"][i]
+    return node_doc
+
+
+def setting(key: str, value: Any) -> Callable[[Doc], None]:
+    def apply(doc: Doc) -> None:
+        doc[key] = value
+
+    return apply
+
+
+def node_setting(i: int, key: str, value: Any) -> Callable[[Doc], None]:
+    def apply(doc: Doc) -> None:
+        node(doc, i)[key] = value
+
+    return apply
+
+
+def remove(key: str) -> Callable[[Doc], None]:
+    def apply(doc: Doc) -> None:
+        del doc[key]
+
+    return apply
+
+
+def all_of(*edits: Callable[[Doc], None]) -> Callable[[Doc], None]:
+    def apply(doc: Doc) -> None:
+        for edit in edits:
+            edit(doc)
+
+    return apply
+
+
+def all_agents(doc: Doc) -> None:
+    for entry in doc["nodes"]:
+        entry["role"] = "agent"
+
+
+def make_servers(count: int, datastore: str) -> Callable[[Doc], None]:
+    def apply(doc: Doc) -> None:
+        doc["nodes"] = [{"hostname": f"s{i}", "role": "server"} for i in range(count)]
+        doc["datastore"] = {"type": datastore}
+
+    return apply
+
+
+# (case id, edit of a valid stack, keys set as secrets, the key the message must name, a hint it must give)
+BAD_CONFIGS: list[tuple[str, Callable[[Doc], None], set[str], str, str]] = [
+    (
+        "duplicate-hostnames",
+        node_setting(1, "hostname", "node0"),
+        set(),
+        "ephemeros:nodes",
+        "hostname node0 is used by more than one",
+    ),
+    (
+        "agent-only",
+        all_agents,
+        set(),
+        "ephemeros:nodes",
+        "make at least one a server",
+    ),
+    (
+        "two-servers-sqlite",
+        node_setting(1, "role", "server"),
+        set(),
+        "ephemeros:datastore.type",
+        "use etcd (3, 5, ... servers) or postgres",
+    ),
+    (
+        "two-servers-etcd",
+        make_servers(2, "etcd"),
+        set(),
+        "ephemeros:datastore.type",
+        "odd number of servers, at least 3",
+    ),
+    ("four-servers-etcd", make_servers(4, "etcd"), set(), "ephemeros:datastore.type", "odd number of servers"),
+    (
+        "k3s-channel-not-version",
+        setting("k3s", {"version": "stable", "sha256": "0" * 64}),
+        set(),
+        "ephemeros:k3s.version",
+        "e.g. v1.36.4+k3s1",
+    ),
+    (
+        "k3s-version-without-k3s-suffix",
+        setting("k3s", {"version": "v1.36.4", "sha256": "0" * 64}),
+        set(),
+        "ephemeros:k3s.version",
+        "pin one exactly",
+    ),
+    (
+        "k3s-bad-sha256",
+        setting("k3s", {"version": "v1.36.4+k3s1", "sha256": "abc123"}),
+        set(),
+        "ephemeros:k3s.sha256",
+        "sha256sum-amd64.txt",
+    ),
+    ("k3s-missing-sha256", setting("k3s", {"version": "v1.36.4+k3s1"}), set(), "ephemeros:k3s.sha256", "is required"),
+    (
+        "flatcar-bad-version",
+        setting("flatcar", {"version": "stable"}),
+        set(),
+        "ephemeros:flatcar.version",
+        "or write 'current'",
+    ),
+    (
+        "bad-mac",
+        node_setting(1, "mac", "52:54:00:zz:00:01"),
+        set(),
+        "ephemeros:nodes[1].mac (node node1)",
+        "six hex pairs",
+    ),
+    ("multicast-mac", node_setting(1, "mac", "01:00:5e:00:00:01"), set(), "ephemeros:nodes[1].mac", "multicast"),
+    (
+        "duplicate-mac",
+        node_setting(1, "mac", "52:54:00:aa:00:00"),
+        set(),
+        "ephemeros:nodes",
+        "MAC 52:54:00:aa:00:00 is given to more than one node",
+    ),
+    ("unknown-top-level-key", setting("sshkeys", ["x"]), set(), "ephemeros:sshkeys", "did you mean ephemeros:sshKeys"),
+    (
+        "unknown-nested-key",
+        setting("k3s", {"versoin": "v1.36.4+k3s1", "version": "v1.36.4+k3s1", "sha256": "0" * 64}),
+        set(),
+        "ephemeros:k3s.versoin",
+        "did you mean version",
+    ),
+    (
+        "unknown-node-key",
+        node_setting(2, "ip", "10.0.0.2/24"),
+        set(),
+        "ephemeros:nodes[2].ip (node node2)",
+        "known settings: address",
+    ),
+    ("bad-role", node_setting(2, "role", "worker"), set(), "ephemeros:nodes[2].role", "'server' or 'agent'"),
+    (
+        "bad-hostname",
+        node_setting(2, "hostname", "node_2.lab"),
+        set(),
+        "ephemeros:nodes[2].hostname",
+        "lowercase letters, digits and hyphens",
+    ),
+    ("missing-cluster-name", remove("clusterName"), set(), "ephemeros:clusterName", "is required"),
+    (
+        "ignition-url-not-http",
+        setting("ignitionBaseUrl", "ftp://files.lab/ign"),
+        set(),
+        "ephemeros:ignitionBaseUrl",
+        "http(s) URL",
+    ),
+    (
+        "postgres-without-endpoint",
+        setting("datastore", {"type": "postgres"}),
+        set(),
+        "ephemeros:datastoreEndpoint",
+        "pulumi config set --secret datastoreEndpoint",
+    ),
+    (
+        "credential-in-plain-text",
+        all_of(
+            setting("datastore", {"type": "postgres"}), setting("datastoreEndpoint", SECRET_VALUES["datastoreEndpoint"])
+        ),
+        set(),
+        "ephemeros:datastoreEndpoint",
+        "pulumi config set --secret datastoreEndpoint",
+    ),
+    (
+        "endpoint-not-postgres",
+        all_of(setting("datastore", {"type": "postgres"}), setting("datastoreEndpoint", "mysql://u:Secret-X@db/k3s")),
+        {"datastoreEndpoint"},
+        "ephemeros:datastoreEndpoint",
+        "postgres://user:password@host",
+    ),
+    (
+        "endpoint-without-postgres",
+        setting("datastoreEndpoint", SECRET_VALUES["datastoreEndpoint"]),
+        {"datastoreEndpoint"},
+        "ephemeros:datastoreEndpoint",
+        "set datastore.type to postgres",
+    ),
+    (
+        "gateway-without-address",
+        node_setting(0, "gateway", "192.168.1.1"),
+        set(),
+        "ephemeros:nodes[0] (node node0)",
+        "need a static address",
+    ),
+    (
+        "gateway-outside-network",
+        all_of(node_setting(0, "address", "192.168.1.10/24"), node_setting(0, "gateway", "10.0.0.1")),
+        set(),
+        "ephemeros:nodes[0] (node node0)",
+        "is outside 192.168.1.0/24",
+    ),
+    (
+        "address-in-pod-network",
+        node_setting(0, "address", "10.42.0.7/16"),
+        set(),
+        "ephemeros:nodes[0] (node node0).address",
+        "lies in k3s.clusterCidr",
+    ),
+    (
+        "overlapping-k3s-networks",
+        setting("k3s", {"version": "v1.36.4+k3s1", "sha256": "0" * 64, "serviceCidr": "10.42.128.0/17"}),
+        set(),
+        "ephemeros:k3s",
+        "give them disjoint ranges",
+    ),
+    (
+        "bad-taint-effect",
+        node_setting(1, "taints", ["gpu=true:NoWay"]),
+        set(),
+        "ephemeros:nodes[1].taints[0]",
+        "Effect one of NoSchedule",
+    ),
+    (
+        "restricted-label",
+        node_setting(1, "labels", {"node-role.kubernetes.io/worker": "true"}),
+        set(),
+        "ephemeros:nodes[1].labels",
+        "use your own prefix",
+    ),
+    ("no-ssh-keys", setting("sshKeys", []), set(), "ephemeros:sshKeys", "needs at least one entry"),
+    (
+        "private-key-as-ssh-key",
+        setting("sshKeys", ["-----BEGIN OPENSSH PRIVATE KEY-----"]),
+        set(),
+        "ephemeros:sshKeys[0]",
+        "give the public key",
+    ),
+    (
+        "damaged-ssh-key",
+        setting("sshKeys", ["ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQAB user@host"]),
+        set(),
+        "ephemeros:sshKeys[0]",
+        "damaged or truncated",
+    ),
+    (
+        "healthchecks-without-key",
+        setting("heartbeat", {"provider": "healthchecks"}),
+        set(),
+        "ephemeros:healthchecksApiKey",
+        "pulumi config set --secret healthchecksApiKey",
+    ),
+    (
+        "heartbeat-url-missing-for-node",
+        all_of(setting("heartbeat", {"provider": "urls"}), setting("heartbeatUrls", {"node0": "https://hc.test/a"})),
+        {"heartbeatUrls"},
+        "ephemeros:heartbeatUrls",
+        "no ping URL for node1, node2",
+    ),
+    (
+        "heartbeat-period-too-short",
+        setting("heartbeat", {"provider": "urls", "period": 10}),
+        set(),
+        "ephemeros:heartbeat.period",
+        "greater than or equal to 60",
+    ),
+    (
+        "reserved-kernel-arg",
+        node_setting(1, "kernelArgs", ["ignition.config.url=http://evil/x.ign"]),
+        set(),
+        "ephemeros:nodes[1] (node node1).kernelArgs",
+        "set by ephemeros itself",
+    ),
+    (
+        "rfc2136-without-tsig-secret",
+        setting("dns", {"rfc2136": {"server": "10.0.0.53", "zone": "lab.test", "keyName": "k"}}),
+        set(),
+        "ephemeros:dnsTsigSecret",
+        "pulumi config set --secret dnsTsigSecret",
+    ),
+    (
+        "rotate-unknown-node",
+        setting("rotate", {"nodePasswords": {"node9": 1}}),
+        set(),
+        "ephemeros:rotate.nodePasswords.node9",
+        "is not a node",
+    ),
+    ("vultr-not-yet", setting("datastore", {"type": "vultr"}), set(), "ephemeros:datastore", "use type 'postgres'"),
+    ("no-nodes", setting("nodes", []), set(), "ephemeros:nodes", "needs at least one entry"),
+    (
+        "bond-and-interfaces",
+        all_of(node_setting(0, "bond", {"interfaces": ["eno1", "eno2"]}), node_setting(0, "interfaces", ["eno1"])),
+        set(),
+        "ephemeros:nodes[0] (node node0)",
+        "bond.interfaces",
+    ),
+    (
+        "duplicate-static-address",
+        all_of(node_setting(0, "address", "192.168.1.10/24"), node_setting(1, "address", "192.168.1.10/24")),
+        set(),
+        "ephemeros:nodes",
+        "address 192.168.1.10 is given to more than one node",
+    ),
+    (
+        "log-target-not-host-port",
+        setting("logExportTarget", "just-a-host-Secret-Y"),
+        {"logExportTarget"},
+        "ephemeros:logExportTarget",
+        "host:port",
+    ),
+    ("nodes-not-a-list", setting("nodes", {"hostname": "node0"}), set(), "ephemeros:nodes", "should be a list"),
+]
+
+
+def test_the_table_has_at_least_25_distinct_bad_configs() -> None:
+    assert len({case[0] for case in BAD_CONFIGS}) == len(BAD_CONFIGS) >= 25
+
+
+@pytest.mark.parametrize(
+    ("edit", "secret", "key", "hint"), [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS]
+)
+def test_bad_config_fails_naming_its_key(edit: Callable[[Doc], None], secret: set[str], key: str, hint: str) -> None:
+    doc = edited(base_settings())
+    edit(doc)
+    with pytest.raises(SettingsError) as raised:
+        load(doc, secret)
+    matching = [p for p in raised.value.problems if p.startswith(key)]
+    assert matching, f"no problem names {key!r}: {raised.value.problems}"
+    assert any(hint in p for p in matching), f"no problem about {key!r} says {hint!r}: {matching}"
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    doc = base_settings()
+    node(doc, 1)["mac"] = "nope"
+    node(doc, 2)["role"] = "boss"
+    doc["typo"] = 1
+    with pytest.raises(SettingsError) as raised:
+        load(doc)
+    assert len(raised.value.problems) == 3
+    assert "3 problem(s)" in str(raised.value)
+
+
+def test_messages_never_repeat_a_credential() -> None:
+    doc = base_settings()
+    doc["datastore"] = {"type": "postgres"}
+    doc["datastoreEndpoint"] = "mysql://k3s:Do-Not-Print-Me@db/k3s"
+    doc["logExportTarget"] = "Do-Not-Print-Me-Either"
+    doc["heartbeatUrls"] = {"node0": "ftp://Do-Not-Print-Me-3"}
+    with pytest.raises(SettingsError) as raised:
+        load(doc, {"datastoreEndpoint", "logExportTarget"})
+    assert "Do-Not-Print" not in str(raised.value)
+    assert len(raised.value.problems) >= 4  # bad endpoint, bad target, plain-text URLs, URLs without heartbeat
+
+
+def test_a_valid_stack_loads_with_defaults() -> None:
+    loaded = load(base_settings())
+    settings = loaded.settings
+    assert [n.hostname for n in settings.nodes] == ["node0", "node1", "node2"]
+    assert settings.api_server == "node0.lab.ephemeros.test"
+    assert settings.api_server_url == "https://node0.lab.ephemeros.test:6443"
+    assert settings.k3s.binary_url == "https://github.com/k3s-io/k3s/releases/download/v1.36.4%2Bk3s1/k3s"
+    assert settings.flatcar.release_url == "https://stable.release.flatcar-linux.net/amd64-usr/4593.2.5"
+    assert settings.ignition_url(settings.nodes[1]) == "https://ignition.ephemeros.test/lab/node1.ign"
+    assert settings.datastore.type == "sqlite"
+    assert settings.heartbeat is None
+    assert settings.dns is None
+    assert any("sqlite" in w for w in loaded.warnings)
+
+
+def test_pulumi_yaml_off_defaults_mean_off() -> None:
+    doc = base_settings()
+    doc |= {
+        "heartbeat": {"enabled": False},
+        "dns": {},
+        "apiServerAddress": "",
+        "datastoreEndpoint": "",
+        "heartbeatUrls": {},
+    }
+    settings = load(doc).settings
+    assert settings.heartbeat is None
+    assert settings.dns is None
+    assert settings.api_server == "node0.lab.ephemeros.test"
+
+
+def test_values_are_normalized() -> None:
+    doc = base_settings()
+    node(doc, 1)["mac"] = "52-54-00-AA-00-0F"
+    doc["ignitionBaseUrl"] = "https://ignition.ephemeros.test/lab/"
+    doc["domain"] = "Lab.Ephemeros.Test."
+    settings = load(doc).settings
+    assert settings.nodes[1].mac == "52:54:00:aa:00:0f"
+    assert settings.ignition_base_url == "https://ignition.ephemeros.test/lab"
+    assert settings.domain == "lab.ephemeros.test"
+
+
+def test_every_feature_together_loads() -> None:
+    doc, secret = full_settings()
+    loaded = load(doc, secret)
+    assert loaded.credentials.datastore_endpoint == SECRET_VALUES["datastoreEndpoint"]
+    assert "Pg-S3cret" not in repr(loaded.credentials)
+    assert loaded.settings.heartbeat is not None
+    assert loaded.settings.heartbeat.provider == "urls"
+
+
+@pytest.mark.parametrize("servers", [3, 5])
+def test_etcd_accepts_odd_server_counts(servers: int) -> None:
+    doc = base_settings()
+    make_servers(servers, "etcd")(doc)
+    assert len(load(doc).settings.servers) == servers
+
+
+def test_postgres_accepts_any_number_of_servers() -> None:
+    doc = base_settings()
+    make_servers(2, "postgres")(doc)
+    doc["datastoreEndpoint"] = SECRET_VALUES["datastoreEndpoint"]
+    assert len(load(doc, {"datastoreEndpoint"}).settings.servers) == 2
