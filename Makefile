@@ -26,7 +26,7 @@ ENV_VARS := PATH PULUMI_HOME PULUMI_BACKEND_URL PULUMI_CONFIG_PASSPHRASE_FILE PU
 
 # Debian packages: what `make up` needs, and what the tests need on top.
 APT_UP := ca-certificates curl
-APT_TEST := ignition policycoreutils
+APT_TEST := ignition policycoreutils systemd
 
 ON_STACK := --stack $(STACK) --non-interactive
 
@@ -54,7 +54,7 @@ refresh: setup stack
 env:
 	@$(foreach v,$(ENV_VARS),echo 'export $(v)="$($(v))"';)
 
-test: setup-test
+test: setup-test lint
 	$(VENV)/bin/pytest
 
 lint: setup-test

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from settings import NAMESPACE
 
@@ -78,3 +81,19 @@ def secret_keys(keys: set[str]) -> set[str]:
 
 def edited(doc: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(doc)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def project_defaults() -> dict[str, Any]:
+    """The defaults Pulumi.yaml declares, which the engine fills in for keys a stack does not set."""
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    return {key: spec["default"] for key, spec in project["config"].items() if "default" in spec}
+
+
+def stack_settings(stack: str) -> dict[str, Any]:
+    """A stack file's settings as a document (keys without namespace), with Pulumi.yaml's defaults applied."""
+    config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
+    prefix = f"{NAMESPACE}:"
+    return {**project_defaults(), **{k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}}

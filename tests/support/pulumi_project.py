@@ -1,0 +1,112 @@
+"""Run the real Pulumi engine on a copy of this project, with its own file backend, passphrase and stack.
+
+The environment comes from `make -s env`, the same one `make up` uses, so the tests exercise the project's own
+settings (its engine on PATH, no update checks, no plugin downloads); only the backend and passphrase differ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.stack import REPO
+
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
+
+
+def make_env() -> dict[str, str]:
+    """The exports printed by `make -s env`."""
+    out = subprocess.run(["make", "-s", "env"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return dict(re.findall(r'^export (\w+)="(.*)"$', out, re.MULTILINE))
+
+
+def program_packages() -> list[Path]:
+    """Top-level packages the program may import: every package but the tests and benchmarks."""
+    return [
+        p.parent
+        for p in sorted(REPO.glob("*/__init__.py"))
+        if p.parent.name not in ("tests", "bench") and not p.parent.name.startswith(".")
+    ]
+
+
+class PulumiProject:
+    """A copy of the project in `workdir`, on which `pulumi` runs with stack `stack`."""
+
+    def __init__(self, workdir: Path, stack: str) -> None:
+        self.dir = workdir
+        self.stack = stack
+        self.outputs: list[str] = []  # every command's output, to search for leaked secrets
+        workdir.mkdir(parents=True, exist_ok=True)
+        for name in PROJECT_FILES:
+            shutil.copy2(REPO / name, workdir / name)
+        for package in program_packages():
+            shutil.copytree(package, workdir / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+        (workdir / ".venv").symlink_to(REPO / ".venv")
+        (workdir / "state").mkdir()
+        self.env = {
+            **os.environ,
+            **make_env(),
+            "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}",
+            "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
+        }
+        self.env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+
+    @property
+    def stack_file(self) -> Path:
+        return self.dir / f"Pulumi.{self.stack}.yaml"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "state/.pulumi/stacks/ephemeros" / f"{self.stack}.json"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.dir / "build" / self.stack
+
+    def run(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["pulumi", *args, "--stack", self.stack, "--non-interactive"],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=stdin,
+            check=False,
+            timeout=600,
+        )
+        self.outputs.append(done.stdout + done.stderr)
+        if check and done.returncode != 0:
+            raise AssertionError(f"pulumi {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def init(self, settings: dict[str, Any]) -> None:
+        """Create the stack with the passphrase provider and write its (non-secret) settings."""
+        self.run("stack", "init", "--secrets-provider", "passphrase")
+        config = yaml.safe_load(self.stack_file.read_text()) or {}
+        config["config"] = {f"ephemeros:{k}": v for k, v in settings.items()}
+        self.stack_file.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def set_secret(self, key: str, value: str) -> None:
+        """`pulumi config set --secret`, reading the value on stdin so it is never on a command line."""
+        self.run("config", "set", "--secret", key, stdin=value)
+
+    def preview_steps(self, *args: str) -> list[dict[str, Any]]:
+        """The steps of `pulumi preview --json` that change something."""
+        plan = json.loads(self.run("preview", "--json", *args).stdout)
+        return [step for step in plan["steps"] if step["op"] != "same"]
+
+    def stack_output(self, name: str) -> Any:
+        return json.loads(self.run("stack", "output", name, "--json").stdout)
+
+    def resources(self) -> list[dict[str, Any]]:
+        exported = json.loads(self.run("stack", "export").stdout)
+        resources: list[dict[str, Any]] = exported["deployment"].get("resources") or []
+        return resources

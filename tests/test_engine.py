@@ -1,0 +1,126 @@
+"""The program under the real Pulumi engine (file backend, passphrase secrets): a stack's whole life.
+
+The tests run in order against one stack made from the dev stack's settings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from tests.support import ignition_tools
+from tests.support.pulumi_project import PulumiProject, make_env
+from tests.support.stack import SECRET_VALUES, stack_settings
+
+pytestmark = pytest.mark.engine
+
+HOSTS = [n["hostname"] for n in stack_settings("dev")["nodes"]]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulumiProject]:
+    project = PulumiProject(tmp_path_factory.mktemp("engine") / "ephemeros", "enginetest")
+    project.init(stack_settings("dev"))
+    yield project
+    project.run("destroy", "--yes", check=False)
+
+
+def names(steps: list[dict[str, object]]) -> list[tuple[object, str]]:
+    return sorted((s["op"], str(s["urn"]).split("::")[-1]) for s in steps)
+
+
+def test_the_project_sets_offline_engine_settings() -> None:
+    env = make_env()
+    assert env["PULUMI_SKIP_UPDATE_CHECK"] == "true"
+    assert env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] == "true"
+    assert env["PULUMI_BACKEND_URL"].startswith("file://")
+    assert env["PATH"].split(":")[0].endswith("/.tools/bin")
+
+
+def test_preview_plans_the_cluster(project: PulumiProject) -> None:
+    steps = project.preview_steps()
+    created = {name for op, name in names(steps) if op == "create"}
+    assert {f"dev-{h}-ignition" for h in HOSTS} <= created
+    assert {"dev-secrets-server-token", "dev-secrets-agent-token"} <= created
+    assert {op for op, _ in names(steps)} == {"create"}
+
+
+def test_up_creates_the_cluster_and_exports_nodes(project: PulumiProject) -> None:
+    project.run("up", "--yes")
+    nodes = project.stack_output("nodes")
+    assert sorted(nodes) == HOSTS
+    for hostname, node in nodes.items():
+        assert node["role"] == ("server" if hostname == "node0" else "agent")
+        assert node["ignitionUrl"] == f"http://10.0.2.2:8080/{hostname}.ign"
+        path = Path(node["ignitionFile"])
+        assert path == project.build_dir / "ignition" / f"{hostname}.ign"
+        done = ignition_tools.validate(path)
+        assert done.returncode == 0, done.stderr
+
+
+def test_a_second_preview_has_no_changes(project: PulumiProject) -> None:
+    project.run("preview", "--expect-no-changes")
+
+
+def test_a_config_change_updates_only_what_depends_on_it(project: PulumiProject) -> None:
+    project.run("config", "set", "--path", 'nodes[1].labels["ephemeros.io/disk"]', "ssd")
+    assert names(project.preview_steps()) == [("update", "dev-node1-ignition")]
+    project.run("up", "--yes")
+    assert "ephemeros.io/disk=ssd" in unquote((project.build_dir / "ignition/node1.ign").read_text())
+    project.run("preview", "--expect-no-changes")
+
+
+def test_secrets_are_stable_and_rotate_only_on_request(project: PulumiProject) -> None:
+    project.run("config", "set", "--path", "rotate.agentToken", "1")
+    assert names(project.preview_steps()) == [("replace", "dev-secrets-agent-token")]
+    project.run("up", "--yes")
+    project.run("preview", "--expect-no-changes")
+
+
+def test_a_secret_setting_is_encrypted_everywhere(project: PulumiProject) -> None:
+    value = SECRET_VALUES["logExportTarget"]
+    project.set_secret("logExportTarget", value)
+    stack_file = project.stack_file.read_text()
+    assert re.search(r"ephemeros:logExportTarget:\s+secure: ", stack_file)
+    assert value not in stack_file
+
+    steps = project.preview_steps()
+    assert names(steps) == [("update", f"dev-{h}-ignition") for h in HOSTS]  # each node gains the exporter
+    project.run("up", "--yes")
+    project.run("config")
+    project.run("stack", "output", "--json")
+    assert "log-export.service" in (project.build_dir / "ignition/node0.ign").read_text()
+
+    state = project.state_file.read_text()
+    assert value not in state
+    assert "ciphertext" in state  # the generated secrets are in state, encrypted
+    for output in project.outputs:
+        assert value not in output
+
+
+def test_a_bad_setting_fails_at_preview_naming_the_key(project: PulumiProject) -> None:
+    project.run("config", "set", "--path", "nodes[2].mac", "52:54:00:zz:00:02")
+    done = project.run("preview", check=False)
+    assert done.returncode != 0
+    assert "ephemeros:nodes[2].mac (node node2): '52:54:00:zz:00:02' is not a MAC address" in done.stdout
+    project.run("config", "set", "--path", "nodes[2].mac", "52:54:00:e0:00:02")
+    project.run("preview", "--expect-no-changes")
+
+
+def test_refresh_notices_a_file_deleted_by_hand(project: PulumiProject) -> None:
+    project.run("refresh", "--yes", "--expect-no-changes")
+    (project.build_dir / "ignition/node2.ign").unlink()
+    project.run("refresh", "--yes")
+    assert names(project.preview_steps()) == [("create", "dev-node2-ignition")]
+    project.run("up", "--yes")
+    assert (project.build_dir / "ignition/node2.ign").is_file()
+
+
+def test_destroy_leaves_no_resources_and_no_artifacts(project: PulumiProject) -> None:
+    project.run("destroy", "--yes")
+    assert project.resources() == []
+    assert [p for p in project.build_dir.rglob("*") if p.is_file()] == []

@@ -1,0 +1,142 @@
+"""The resource graph, with Pulumi's mocks: which resources, under which parents, which outputs are secret."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import pulumi
+import pytest
+
+from components.cluster import Cluster, ClusterArgs
+from settings import load_settings
+from tests.support.stack import SECRET_VALUES, full_settings, secret_keys, to_raw
+
+F = TypeVar("F", bound=Callable[..., "pulumi.Output[Any]"])
+mock_test = cast(Callable[[F], F], pulumi.runtime.test)  # Pulumi's decorator is untyped
+
+
+class Recorder(pulumi.runtime.Mocks):
+    """Answers every registration and keeps (type, name, inputs) of each."""
+
+    def __init__(self) -> None:
+        self.resources: list[tuple[str, str, dict[str, Any]]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self.resources.append((args.typ, args.name, args.inputs))
+        outputs = dict(args.inputs)
+        if args.typ.endswith(":RandomSecret"):
+            outputs["result"] = f"generated-{args.name}"
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+    def of_type(self, suffix: str) -> list[tuple[str, str, dict[str, Any]]]:
+        return [r for r in self.resources if r[0].endswith(suffix)]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    mocks = Recorder()
+    pulumi.runtime.set_mocks(mocks, project="ephemeros", stack="test", preview=False)
+    return mocks
+
+
+def make_cluster() -> Cluster:
+    doc, secret = full_settings()
+    loaded = load_settings(to_raw(doc), secret_keys(secret))
+    return Cluster("lab", ClusterArgs(loaded.settings, loaded.credentials, Path("build/test")))
+
+
+@mock_test
+def test_one_node_component_per_node_under_the_cluster(recorder: Recorder) -> pulumi.Output[Any]:
+    cluster = make_cluster()
+
+    def check(values: list[str]) -> None:
+        urns = values[: len(cluster.nodes)]
+        hostnames = [n["hostname"] for n in full_settings()[0]["nodes"]]
+        assert sorted(cluster.nodes) == sorted(hostnames)
+        assert len(recorder.of_type("ephemeros:index:Cluster")) == 1
+        assert len(recorder.of_type("ephemeros:index:ClusterSecrets")) == 1
+        assert len(recorder.of_type("ephemeros:index:Node")) == len(hostnames)
+        assert len(recorder.of_type(":LocalFile")) == len(hostnames)
+        assert len(recorder.of_type(":RandomSecret")) == 2 + len(hostnames)
+        for urn in urns:  # a mock URN's type part lists the parents' types
+            assert "ephemeros:index:Cluster$ephemeros:index:Node::" in urn
+
+    nodes = cluster.nodes.values()
+    return pulumi.Output.all(*(n.urn for n in nodes), *(n.ignition_file for n in nodes)).apply(check)
+
+
+@mock_test
+def test_secrets_live_under_cluster_secrets(recorder: Recorder) -> pulumi.Output[Any]:
+    cluster = make_cluster()
+    secrets = cluster.secrets
+
+    def check(values: list[str]) -> None:
+        registered = recorder.of_type(":RandomSecret")
+        assert sorted(name for _, name, _ in registered) == [
+            "lab-secrets-agent-token",
+            *(f"lab-secrets-node{i}-node-password" for i in range(4)),
+            "lab-secrets-server-token",
+        ]
+        assert {inputs["length"] for _, _, inputs in registered} == {48, 32}
+        assert "ephemeros:index:Cluster$ephemeros:index:ClusterSecrets::" in values[0]
+
+    return pulumi.Output.all(
+        secrets.urn, secrets.server_token, secrets.agent_token, *secrets.node_passwords.values()
+    ).apply(check)
+
+
+@mock_test
+def test_generated_secrets_are_secret_outputs(recorder: Recorder) -> pulumi.Output[Any]:
+    cluster = make_cluster()
+    secrets = cluster.secrets
+    outputs = [secrets.server_token, secrets.agent_token, *secrets.node_passwords.values()]
+
+    async def check() -> None:
+        for output in outputs:
+            assert await output.is_secret()
+        assert await secrets.server_token.future() == "generated-lab-secrets-server-token"
+        for node in cluster.nodes.values():
+            assert not await node.ignition_file.is_secret()  # the public Ignition is public
+
+    return pulumi.Output.from_input(check())
+
+
+@mock_test
+def test_public_ignition_holds_no_generated_or_configured_secret(recorder: Recorder) -> pulumi.Output[Any]:
+    cluster = make_cluster()
+
+    def check(_: Any) -> None:
+        files = recorder.of_type(":LocalFile")
+        assert files
+        forbidden = [f"generated-lab-secrets-{s}" for s in ("server-token", "agent-token", "node0-node-password")]
+        forbidden += list(SECRET_VALUES.values())
+        for _, name, inputs in files:
+            assert inputs["path"].startswith("build/test/ignition/")
+            assert inputs["mode"] == 0o644
+            json.loads(inputs["content"])
+            for secret in forbidden:
+                assert secret not in inputs["content"], f"{secret} in {name}"
+
+    return pulumi.Output.all(*(n.ignition_file for n in cluster.nodes.values())).apply(check)
+
+
+@mock_test
+def test_node_summary_is_the_stack_output_shape(recorder: Recorder) -> pulumi.Output[Any]:
+    cluster = make_cluster()
+    output = cluster.nodes_output()
+
+    def check(values: list[Any]) -> None:
+        role, url, path = values
+        assert role == "server"
+        assert url == "https://ignition.ephemeros.test/lab/node0.ign"
+        assert path.endswith("build/test/ignition/node0.ign")
+        assert Path(path).is_absolute()
+
+    node0 = output["node0"]
+    return pulumi.Output.all(node0["role"], node0["ignitionUrl"], node0["ignitionFile"]).apply(check)
