@@ -5,12 +5,12 @@ from pathlib import Path
 import pulumi
 
 from components.cluster import Cluster, ClusterArgs
-from components.stack_config import load_stack_settings
+from components.stack_config import check_boot_files, load_stack_settings
 
 loaded = load_stack_settings()
-stack = pulumi.get_stack()
+boot_files = check_boot_files(loaded.settings, Path.cwd())
 cluster = Cluster(
     loaded.settings.cluster_name,
-    ClusterArgs(loaded.settings, loaded.credentials, build_dir=Path("build") / stack),
+    ClusterArgs(loaded.settings, loaded.credentials, boot_files, build_dir=Path("build") / pulumi.get_stack()),
 )
 pulumi.export("nodes", cluster.nodes_output())

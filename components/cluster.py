@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pulumi
 
+from bootmedia.bootloader import BootFiles
 from components.node import Node, NodeArgs
 from components.secrets import ClusterSecrets, ClusterSecretsArgs
+from providers.stick_image import boot_files_input
 from settings.credentials import Credentials
 from settings.model import Settings
 
@@ -17,11 +19,12 @@ from settings.model import Settings
 class ClusterArgs:
     settings: Settings
     credentials: Credentials
+    boot_files: BootFiles  # checked by bootmedia.bootloader.check_bootloader
     build_dir: Path
 
 
 class Cluster(pulumi.ComponentResource):
-    """Secrets, and per node its Ignition (and, as ephemeros grows, stick image, checks and records)."""
+    """The cluster's secrets, and per node its Ignition config and stick image."""
 
     nodes: dict[str, Node]
 
@@ -29,10 +32,11 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("ephemeros:index:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.secrets = ClusterSecrets(f"{name}-secrets", ClusterSecretsArgs(args.settings), child)
+        boot_files = boot_files_input(args.boot_files)
         self.nodes = {
             node.hostname: Node(
                 f"{name}-{node.hostname}",
-                NodeArgs(args.settings, node, args.credentials, self.secrets, args.build_dir),
+                NodeArgs(args.settings, node, args.credentials, self.secrets, boot_files, args.build_dir),
                 child,
             )
             for node in args.settings.nodes

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi.runtime.config as runtime_config
 
-from settings import NAMESPACE, LoadedSettings, SettingsError, load_settings
+from bootmedia.bootloader import BootFiles, BootloaderError, check_bootloader
+from settings import NAMESPACE, LoadedSettings, Settings, SettingsError, load_settings
 
 
 def raw_stack_config() -> tuple[dict[str, Any], set[str]]:
@@ -28,3 +30,11 @@ def load_stack_settings() -> LoadedSettings:
     for warning in loaded.warnings:
         pulumi.log.warn(warning)
     return loaded
+
+
+def check_boot_files(settings: Settings, project_dir: Path) -> BootFiles:
+    """The boot programs the sticks are built from, checked before any resource is declared."""
+    try:
+        return check_bootloader(settings.bootloader, project_dir)
+    except BootloaderError as error:
+        raise pulumi.RunError(str(error)) from None

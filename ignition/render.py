@@ -7,17 +7,16 @@ credential or generated secret is an input here; the units read those from the s
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import yaml
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from ignition import layout as L
 from settings.credentials import Credentials
 from settings.model import Node, Settings
+from templating import render_template as _render
 
 TEMPLATES = Path(__file__).parent / "templates"
 MODE_CONFIG = 0o644
@@ -25,22 +24,8 @@ MODE_PRIVATE = 0o600
 MODE_EXECUTABLE = 0o755
 
 
-@cache
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # noqa: S701 -- renders systemd units and shell, not HTML
-    )
-    env.globals["L"] = L
-    return env
-
-
 def render_template(name: str, **values: Any) -> str:
-    return _environment().get_template(name).render(**values)
+    return _render(TEMPLATES, name, **values)
 
 
 def data_url(text: str) -> str:

@@ -14,12 +14,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 
 from settings.types import (
+    AbsolutePath,
     DnsName,
     FlatcarVersion,
     HostName,
     HttpUrl,
     InterfaceName,
     K3sVersion,
+    KernelArg,
     LabelKey,
     LabelValue,
     MacAddress,
@@ -81,9 +83,25 @@ class Flatcar(Model):
         description="channel URL holding <version>/flatcar_production_pxe.vmlinuz; point it at a LAN mirror",
     )
 
+    kernel_args: tuple[KernelArg, ...] = Field(
+        default=("console=tty0", "console=ttyS0,115200n8"),
+        description="kernel arguments for every node, after those ephemeros sets",
+    )
+
     @property
     def release_url(self) -> str:
         return f"{self.base_url}/{self.version}"
+
+
+class Bootloader(Model):
+    """The boot programs every stick is built from: iPXE for UEFI and for BIOS (through syslinux)."""
+
+    ipxe_efi: str = Field(
+        default=".tools/ipxe/ipxe-amd64.efi",
+        description="x86_64 iPXE EFI binary that runs autoexec.ipxe (iPXE from 2021 on, e.g. Debian trixie's)",
+    )
+    ipxe_lkrn: str = Field(default=".tools/ipxe/ipxe.lkrn", description="iPXE as a Linux kernel image, for BIOS")
+    syslinux_dir: str = Field(default="/usr/lib/syslinux", description="syslinux's files (Debian: syslinux-common)")
 
 
 class VultrPostgres(Model):
@@ -123,6 +141,22 @@ class Bond(Model):
     mode: Literal["802.3ad", "active-backup", "balance-alb", "balance-tlb", "balance-xor", "balance-rr"] = "802.3ad"
 
 
+class Stick(Model):
+    """Where to write a node's boot stick during `pulumi up`: the device, and its path again to allow erasing it."""
+
+    device: AbsolutePath = Field(description="the stick's whole device, best by id: /dev/disk/by-id/usb-...")
+    confirm: str = Field(description="the same path again: the stick is erased and written only when they match")
+
+    @model_validator(mode="after")
+    def _confirmed(self) -> Stick:
+        if self.confirm != self.device:
+            raise ValueError(
+                f"confirm must repeat the device path {self.device!r} to allow erasing it; "
+                "nothing is written to a device without that"
+            )
+        return self
+
+
 class Node(Model):
     """One machine of the cluster."""
 
@@ -136,7 +170,8 @@ class Node(Model):
     bond: Bond | None = None
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
-    kernel_args: tuple[str, ...] = Field(default=(), description="extra kernel arguments for this node")
+    kernel_args: tuple[KernelArg, ...] = Field(default=(), description="extra kernel arguments for this node")
+    stick: Stick | None = Field(default=None, description="write this node's stick to a device during pulumi up")
 
     @model_validator(mode="after")
     def _network(self) -> Node:
@@ -220,6 +255,7 @@ class Settings(Model):
     ignition_base_url: HttpUrl = Field(description="base URL the public Ignition configs are served from")
     k3s: K3s = Field(alias="k3s", description="the k3s release and cluster-wide k3s settings")
     flatcar: Flatcar = Field(default=Flatcar(), description="the Flatcar release nodes boot")
+    bootloader: Bootloader = Field(default=Bootloader(), description="the boot programs the sticks are built from")
     nodes: tuple[Node, ...] = Field(min_length=1, description="the machines of the cluster")
     ssh_keys: tuple[SshPublicKey, ...] = Field(min_length=1, description="SSH public keys for the core user")
     datastore: Datastore = Field(default=Datastore(), description="where the servers keep cluster state")

@@ -32,6 +32,11 @@ def cluster_problems(settings: Settings, credentials: Credentials) -> list[str]:
         problems.append(f"nodes: MAC {mac} is given to more than one node: each machine has its own")
     for address in _duplicates(n.address.ip if n.address else None for n in nodes):
         problems.append(f"nodes: address {address} is given to more than one node")
+    for device in _duplicates(n.stick.device if n.stick else None for n in nodes):
+        problems.append(f"nodes: stick device {device} is given to more than one node: one stick per node")
+    for arg in settings.flatcar.kernel_args:
+        if arg.split("=", 1)[0] in RESERVED_KERNEL_ARGS:
+            problems.append(f"flatcar.kernelArgs: {arg!r} is set by ephemeros itself: remove it")
 
     for i, node in enumerate(nodes):
         where = f"nodes[{i}] (node {node.hostname})"

@@ -196,6 +196,21 @@ def host_port(value: str) -> str:
     return value
 
 
+_KERNEL_ARG = re.compile(r"^[^\s\"'\\]+$")
+
+
+def kernel_arg(value: str) -> str:
+    if not _KERNEL_ARG.match(value):
+        raise ValueError(f"{value!r} is not one kernel argument: write one word per entry, without quotes or spaces")
+    return value
+
+
+def absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} is not an absolute path: write it from /, e.g. /dev/disk/by-id/usb-...")
+    return value
+
+
 HostName = Annotated[str, BeforeValidator(_lower), AfterValidator(dns_label)]
 DnsName = Annotated[str, BeforeValidator(_lower), AfterValidator(dns_name)]
 MacAddress = Annotated[str, BeforeValidator(_lower), AfterValidator(mac_address)]
@@ -209,3 +224,5 @@ LabelValue = Annotated[str, AfterValidator(node_label_value)]
 Taint = Annotated[str, AfterValidator(taint)]
 HostPort = Annotated[str, AfterValidator(host_port)]
 SshPublicKey = Annotated[str, AfterValidator(ssh_public_key)]
+KernelArg = Annotated[str, AfterValidator(kernel_arg)]
+AbsolutePath = Annotated[str, AfterValidator(absolute_path)]

@@ -5,6 +5,7 @@ The tests run in order against one stack made from the dev stack's settings.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,11 @@ def test_up_creates_the_cluster_and_exports_nodes(project: PulumiProject) -> Non
         assert path == project.build_dir / "ignition" / f"{hostname}.ign"
         done = ignition_tools.validate(path)
         assert done.returncode == 0, done.stderr
+        stick = Path(node["stickImage"])
+        assert stick == project.build_dir / "sticks" / f"{hostname}.img"
+        assert stick.stat().st_mode & 0o7777 == 0o600
+        assert stick.stat().st_size <= 64 * 1024 * 1024
+        assert node["stickSha256"] == hashlib.sha256(stick.read_bytes()).hexdigest()
 
 
 def test_a_second_preview_has_no_changes(project: PulumiProject) -> None:
@@ -75,10 +81,29 @@ def test_a_config_change_updates_only_what_depends_on_it(project: PulumiProject)
 
 
 def test_secrets_are_stable_and_rotate_only_on_request(project: PulumiProject) -> None:
+    before = project.stack_output("nodes")
     project.run("config", "set", "--path", "rotate.agentToken", "1")
-    assert names(project.preview_steps()) == [("replace", "dev-secrets-agent-token")]
+    steps = names(project.preview_steps())
+    assert ("replace", "dev-secrets-agent-token") in steps
+    # Every stick carries the agent token (agents to join, servers to accept them), so every image is rebuilt.
+    assert sorted(s for s in steps if s[1].endswith("-stick")) == [("update", f"dev-{h}-stick") for h in HOSTS]
+    assert len(steps) == 1 + len(HOSTS)
     project.run("up", "--yes")
+    after = project.stack_output("nodes")
+    assert all(after[h]["stickSha256"] != before[h]["stickSha256"] for h in HOSTS)
+    assert all(after[h]["ignitionFile"] == before[h]["ignitionFile"] for h in HOSTS)
     project.run("preview", "--expect-no-changes")
+
+
+def test_no_generated_secret_is_in_plain_state_or_output(project: PulumiProject) -> None:
+    secrets = project.generated_secrets()
+    assert len(secrets) == 2 + len(HOSTS)
+    state = project.state_file.read_text()
+    for value in secrets.values():
+        assert len(value) >= 32
+        assert value not in state
+        for output in project.outputs:
+            assert value not in output
 
 
 def test_a_secret_setting_is_encrypted_everywhere(project: PulumiProject) -> None:
@@ -89,7 +114,8 @@ def test_a_secret_setting_is_encrypted_everywhere(project: PulumiProject) -> Non
     assert value not in stack_file
 
     steps = project.preview_steps()
-    assert names(steps) == [("update", f"dev-{h}-ignition") for h in HOSTS]  # each node gains the exporter
+    # Each node gains the exporter in its Ignition and the target on its stick.
+    assert names(steps) == sorted([("update", f"dev-{h}-{what}") for h in HOSTS for what in ("ignition", "stick")])
     project.run("up", "--yes")
     project.run("config")
     project.run("stack", "output", "--json")
@@ -111,6 +137,36 @@ def test_a_bad_setting_fails_at_preview_naming_the_key(project: PulumiProject) -
     project.run("preview", "--expect-no-changes")
 
 
+def test_the_stick_is_written_only_to_a_confirmed_device(project: PulumiProject) -> None:
+    stick = project.dir / "fake-stick"  # a regular file stands in for the device
+    stick.write_bytes(b"\xff" * (32 * 1024 * 1024))
+    project.run("config", "set", "--path", "nodes[2].stick.device", str(stick))
+    project.run("config", "set", "--path", "nodes[2].stick.confirm", str(stick.parent / "other"))
+    done = project.run("preview", check=False)
+    assert done.returncode != 0
+    assert "ephemeros:nodes[2].stick (node node2): confirm must repeat the device path" in done.stdout
+    assert stick.read_bytes() == b"\xff" * (32 * 1024 * 1024)
+
+    project.run("config", "set", "--path", "nodes[2].stick.confirm", str(stick))
+    assert names(project.preview_steps()) == [("create", "dev-node2-stick-writer")]
+    up = project.run("up", "--yes")
+    assert "100% (14 MiB of 14 MiB)" in up.stdout
+    assert f"verified {stick}" in up.stdout
+    image = (project.build_dir / "sticks/node2.img").read_bytes()
+    assert stick.read_bytes()[: len(image)] == image
+
+    project.run("config", "set", "--path", "rotate.nodePasswords.node2", "1")
+    assert names(project.preview_steps()) == [
+        ("replace", "dev-secrets-node2-node-password"),
+        ("update", "dev-node2-stick"),
+        ("update", "dev-node2-stick-writer"),
+    ]
+    project.run("up", "--yes")
+    image = (project.build_dir / "sticks/node2.img").read_bytes()
+    assert stick.read_bytes()[: len(image)] == image
+    project.run("preview", "--expect-no-changes")
+
+
 def test_refresh_notices_a_file_deleted_by_hand(project: PulumiProject) -> None:
     project.run("refresh", "--yes", "--expect-no-changes")
     (project.build_dir / "ignition/node2.ign").unlink()
@@ -118,6 +174,18 @@ def test_refresh_notices_a_file_deleted_by_hand(project: PulumiProject) -> None:
     assert names(project.preview_steps()) == [("create", "dev-node2-ignition")]
     project.run("up", "--yes")
     assert (project.build_dir / "ignition/node2.ign").is_file()
+
+
+def test_refresh_notices_a_stick_image_changed_by_hand(project: PulumiProject) -> None:
+    image = project.build_dir / "sticks/node1.img"
+    built = image.read_bytes()
+    with image.open("r+b") as tampered:
+        tampered.seek(2 * 1024 * 1024)
+        tampered.write(b"not what pulumi built")
+    project.run("refresh", "--yes")
+    assert names(project.preview_steps()) == [("update", "dev-node1-stick")]
+    project.run("up", "--yes")
+    assert image.read_bytes() == built
 
 
 def test_destroy_leaves_no_resources_and_no_artifacts(project: PulumiProject) -> None:

@@ -10,9 +10,10 @@ from typing import Any, TypeVar, cast
 import pulumi
 import pytest
 
+from bootmedia.bootloader import check_bootloader
 from components.cluster import Cluster, ClusterArgs
 from settings import load_settings
-from tests.support.stack import SECRET_VALUES, full_settings, secret_keys, to_raw
+from tests.support.stack import REPO, SECRET_VALUES, full_settings, secret_keys, to_raw
 
 F = TypeVar("F", bound=Callable[..., "pulumi.Output[Any]"])
 mock_test = cast(Callable[[F], F], pulumi.runtime.test)  # Pulumi's decorator is untyped
@@ -48,7 +49,8 @@ def recorder() -> Recorder:
 def make_cluster() -> Cluster:
     doc, secret = full_settings()
     loaded = load_settings(to_raw(doc), secret_keys(secret))
-    return Cluster("lab", ClusterArgs(loaded.settings, loaded.credentials, Path("build/test")))
+    boot_files = check_bootloader(loaded.settings.bootloader, REPO)
+    return Cluster("lab", ClusterArgs(loaded.settings, loaded.credentials, boot_files, Path("build/test")))
 
 
 @mock_test
@@ -63,12 +65,15 @@ def test_one_node_component_per_node_under_the_cluster(recorder: Recorder) -> pu
         assert len(recorder.of_type("ephemeros:index:ClusterSecrets")) == 1
         assert len(recorder.of_type("ephemeros:index:Node")) == len(hostnames)
         assert len(recorder.of_type(":LocalFile")) == len(hostnames)
+        assert len(recorder.of_type(":StickImage")) == len(hostnames)
+        assert recorder.of_type(":StickWriter") == []  # no node names a device to write
         assert len(recorder.of_type(":RandomSecret")) == 2 + len(hostnames)
         for urn in urns:  # a mock URN's type part lists the parents' types
             assert "ephemeros:index:Cluster$ephemeros:index:Node::" in urn
 
     nodes = cluster.nodes.values()
-    return pulumi.Output.all(*(n.urn for n in nodes), *(n.ignition_file for n in nodes)).apply(check)
+    outputs = [*(n.urn for n in nodes), *(n.ignition_file for n in nodes), *(n.stick_image for n in nodes)]
+    return pulumi.Output.all(*outputs).apply(check)
 
 
 @mock_test

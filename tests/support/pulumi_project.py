@@ -50,6 +50,8 @@ class PulumiProject:
         for package in program_packages():
             shutil.copytree(package, workdir / package.name, ignore=shutil.ignore_patterns("__pycache__"))
         (workdir / ".venv").symlink_to(REPO / ".venv")
+        (workdir / ".tools").mkdir()
+        (workdir / ".tools/ipxe").symlink_to(REPO / ".tools/ipxe")  # the default bootloader setting
         (workdir / "state").mkdir()
         self.env = {
             **os.environ,
@@ -71,7 +73,10 @@ class PulumiProject:
     def build_dir(self) -> Path:
         return self.dir / "build" / self.stack
 
-    def run(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, stdin: str | None = None, record: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `pulumi <args>` on the stack; `record=False` keeps a command that shows secrets out of `outputs`."""
         done = subprocess.run(
             ["pulumi", *args, "--stack", self.stack, "--non-interactive"],
             cwd=self.dir,
@@ -82,7 +87,8 @@ class PulumiProject:
             check=False,
             timeout=600,
         )
-        self.outputs.append(done.stdout + done.stderr)
+        if record:
+            self.outputs.append(done.stdout + done.stderr)
         if check and done.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done
@@ -110,3 +116,14 @@ class PulumiProject:
         exported = json.loads(self.run("stack", "export").stdout)
         resources: list[dict[str, Any]] = exported["deployment"].get("resources") or []
         return resources
+
+    def generated_secrets(self) -> dict[str, str]:
+        """The RandomSecret results by resource name, read back with --show-secrets."""
+        exported = json.loads(self.run("stack", "export", "--show-secrets", record=False).stdout)
+        results = {
+            r["urn"].split("::")[-1]: r["outputs"]["result"]
+            for r in exported["deployment"]["resources"]
+            if r["type"].endswith(":RandomSecret")
+        }
+        # A secret is exported as {<secret signature>: ..., "plaintext": <its value as JSON>}.
+        return {name: json.loads(value["plaintext"]) for name, value in results.items()}

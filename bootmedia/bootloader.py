@@ -1,0 +1,98 @@
+"""Check the boot programs a stick is built from, so that a stick that cannot boot is never made.
+
+Each check reads the file and fails with a message that says what is wrong and where to get a good one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from settings.model import Bootloader
+
+GET_IPXE = (
+    "use Debian trixie's (or newer) ipxe package, which `make` fetches into .tools/ipxe, "
+    "or an iPXE you built from 2021 on"
+)
+PE_MACHINE_X86_64 = 0x8664
+PE32_PLUS = 0x20B
+EFI_APPLICATION = 10
+
+
+class BootloaderError(ValueError):
+    """A boot program is missing or cannot do what the stick needs; `key` is the setting that names it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"ephemeros:bootloader.{key}: {message}")
+
+
+@dataclass(frozen=True)
+class BootFiles:
+    """Checked paths of everything the image builder copies onto the boot partition."""
+
+    ipxe_efi: Path
+    ipxe_lkrn: Path
+    gptmbr: Path
+    ldlinux_c32: Path
+
+
+def _read(key: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise BootloaderError(key, f"cannot read {path} ({error.strerror}): {GET_IPXE}") from None
+
+
+def check_ipxe_efi(path: Path) -> None:
+    """An x86_64 EFI application that is iPXE and runs autoexec.ipxe from the filesystem it was loaded from."""
+    data = _read("ipxeEfi", path)
+    try:
+        pe = struct.unpack_from("<I", data, 0x3C)[0]
+        signature, machine = struct.unpack_from("<4sH", data, pe)
+        magic = struct.unpack_from("<H", data, pe + 24)[0]
+        subsystem = struct.unpack_from("<H", data, pe + 24 + 68)[0]
+    except struct.error:
+        signature = b""
+    if data[:2] != b"MZ" or signature != b"PE\0\0":
+        raise BootloaderError("ipxeEfi", f"{path} is not an EFI program: {GET_IPXE}")
+    if machine != PE_MACHINE_X86_64 or magic != PE32_PLUS or subsystem != EFI_APPLICATION:
+        raise BootloaderError("ipxeEfi", f"{path} is not an x86_64 EFI application (e.g. ipxe-amd64.efi)")
+    if b"iPXE" not in data:
+        raise BootloaderError("ipxeEfi", f"{path} is not iPXE: {GET_IPXE}")
+    if b"autoexec.ipxe" not in data:
+        raise BootloaderError(
+            "ipxeEfi",
+            f"{path} is an iPXE too old to run autoexec.ipxe from the stick (Debian bookworm's 2019 build is): "
+            + GET_IPXE,
+        )
+
+
+def check_ipxe_lkrn(path: Path) -> None:
+    """iPXE as a Linux kernel image (bzImage), which runs an initrd beginning with #!ipxe as its script."""
+    data = _read("ipxeLkrn", path)
+    if data[0x202:0x206] != b"HdrS":
+        raise BootloaderError("ipxeLkrn", f"{path} is not a Linux kernel image such as ipxe.lkrn: {GET_IPXE}")
+
+
+def check_bootloader(bootloader: Bootloader, project_dir: Path) -> BootFiles:
+    """Check every boot program named by the `bootloader` setting; relative paths are from the project."""
+    efi = project_dir / bootloader.ipxe_efi
+    lkrn = project_dir / bootloader.ipxe_lkrn
+    check_ipxe_efi(efi)
+    check_ipxe_lkrn(lkrn)
+    syslinux = Path(bootloader.syslinux_dir)
+    gptmbr = syslinux / "mbr/gptmbr.bin"
+    ldlinux = syslinux / "modules/bios/ldlinux.c32"
+    for needed in (gptmbr, ldlinux):
+        if not needed.is_file():
+            raise BootloaderError(
+                "syslinuxDir", f"{needed} is missing: install Debian's syslinux-common, or name syslinux's directory"
+            )
+    if gptmbr.stat().st_size != 440:
+        raise BootloaderError("syslinuxDir", f"{gptmbr} is not syslinux's 440-byte GPT boot code")
+    if shutil.which("syslinux") is None:
+        raise BootloaderError("syslinuxDir", "the syslinux installer is not on PATH: install Debian's syslinux")
+    return BootFiles(efi, lkrn, gptmbr, ldlinux)

@@ -1,0 +1,194 @@
+"""Build a node's stick image as a file: no root, no loop devices, the same bytes for the same inputs.
+
+GPT disk made with sgdisk; the boot partition is FAT16 made with mkfs.vfat and filled with mtools, with syslinux
+installed for BIOS and gptmbr.bin in the protective MBR; the secrets partition is ext4 made by `mkfs.ext4 -d`,
+owned by root with debugfs. Timestamps and identifiers are fixed (derived from the node), so an image changes
+only when what it holds changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootmedia import layout as B
+from bootmedia.bootloader import BootFiles
+from ignition import layout as L
+
+# Debian package of each tool the build runs.
+TOOLS = {
+    "sgdisk": "gdisk",
+    "mkfs.vfat": "dosfstools",
+    "mmd": "mtools",
+    "mcopy": "mtools",
+    "syslinux": "syslinux",
+    "mkfs.ext4": "e2fsprogs",
+    "debugfs": "e2fsprogs",
+}
+EPOCH = 1577836800  # 2020-01-01T00:00:00Z: every timestamp in the image
+ID_NAMESPACE = uuid.UUID("5d1b7a38-6f0e-4d7e-9c46-6a3f1c2f0e51")
+
+
+class ImageError(RuntimeError):
+    """The image could not be built; the message names the step. It never holds a secret."""
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Everything a stick image is made of."""
+
+    identity: str  # e.g. "<cluster>/<hostname>": seeds the image's identifiers
+    boot_script: str
+    syslinux_config: str
+    boot_files: BootFiles
+    secret_files: Mapping[str, str] = field(repr=False)
+
+
+def missing_tools() -> list[str]:
+    return sorted({f"{tool} (Debian: {package})" for tool, package in TOOLS.items() if shutil.which(tool) is None})
+
+
+def _id(spec: ImageSpec, purpose: str) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, f"{spec.identity}/{purpose}"))
+
+
+def _run(step: str, *command: str | Path) -> None:
+    env = {
+        **os.environ,
+        "LC_ALL": "C",
+        "SOURCE_DATE_EPOCH": str(EPOCH),
+        "E2FSPROGS_FAKE_TIME": str(EPOCH),
+        "MTOOLS_SKIP_CHECK": "1",
+    }
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise ImageError(f"{step} failed ({command[0]} exited {done.returncode}): {done.stderr.strip()}")
+
+
+def _boot_partition(path: Path, spec: ImageSpec, work: Path) -> None:
+    files = spec.boot_files
+    script = work / B.BOOT_SCRIPT
+    config = work / B.SYSLINUX_CONFIG
+    script.write_text(spec.boot_script)
+    config.write_text(spec.syslinux_config)
+    for written in (script, config):
+        os.utime(written, (EPOCH, EPOCH))
+    with path.open("wb") as image:
+        image.truncate(B.ESP_SIZE)
+    _run("making the boot filesystem", "mkfs.vfat", "-F", "16", "-s", "1", "-n", B.ESP_LABEL, "--invariant", path)
+    _run("making EFI/BOOT", "mmd", "-i", path, "::EFI", "::EFI/BOOT")
+    copies = [
+        (files.ipxe_efi, B.EFI_LOADER),
+        (script, B.BOOT_SCRIPT),
+        (files.ipxe_lkrn, B.BIOS_IPXE),
+        (config, B.SYSLINUX_CONFIG),
+        (files.ldlinux_c32, "ldlinux.c32"),
+    ]
+    for source, name in copies:
+        _run(f"copying {name}", "mcopy", "-m", "-i", path, source, f"::{name}")
+    _run("installing syslinux", "syslinux", "--install", path)
+
+
+def _secrets_partition(path: Path, spec: ImageSpec, work: Path) -> None:
+    staging = work / "secrets"
+    staging.mkdir(mode=0o700)
+    for name, content in sorted(spec.secret_files.items()):
+        target = staging / name
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(content)
+        os.utime(target, (EPOCH, EPOCH))
+    os.utime(staging, (EPOCH, EPOCH))
+    fs_id = _id(spec, "secrets-filesystem")
+    _run(
+        "making the secrets filesystem",
+        "mkfs.ext4",
+        "-q",
+        "-F",
+        "-L",
+        L.SECRETS_LABEL,
+        "-U",
+        fs_id,
+        "-E",
+        f"root_owner=0:0,hash_seed={fs_id}",
+        "-O",
+        "^has_journal",
+        "-N",
+        "32",
+        "-d",
+        staging,
+        path,
+        str(B.SECRETS_SIZE // 1024) + "k",
+    )
+    # Whoever builds the image, on the node everything belongs to root: 0600 files in a 0700 root.
+    commands = work / "debugfs.cmd"
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(EPOCH))
+    lines = ["set_inode_field / mode 040700"]
+    for inode in ["/", *(f"/{name}" for name in sorted(spec.secret_files))]:
+        lines += [f"set_inode_field {inode} uid 0", f"set_inode_field {inode} gid 0"]
+        lines += [f"set_inode_field {inode} {when} {stamp}" for when in ("atime", "mtime", "ctime", "crtime")]
+    commands.write_text("\n".join(lines) + "\n")
+    _run("setting ownership on the secrets filesystem", "debugfs", "-w", "-f", commands, path)
+
+
+def _disk(path: Path, spec: ImageSpec, esp: Path, secrets: Path) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "r+b") as disk:
+        disk.truncate(B.IMAGE_SIZE)
+    esp_first, esp_last = B.ESP_START // B.SECTOR, (B.ESP_START + B.ESP_SIZE) // B.SECTOR - 1
+    sec_first, sec_last = B.SECRETS_START // B.SECTOR, (B.SECRETS_START + B.SECRETS_SIZE) // B.SECTOR - 1
+    _run(
+        "partitioning",
+        "sgdisk",
+        "--clear",
+        f"--disk-guid={_id(spec, 'disk')}",
+        f"--new=1:{esp_first}:{esp_last}",
+        f"--typecode=1:{B.ESP_TYPE}",
+        f"--change-name=1:{B.ESP_LABEL}",
+        f"--partition-guid=1:{_id(spec, 'boot-partition')}",
+        f"--attributes=1:set:{B.LEGACY_BIOS_BOOTABLE}",
+        f"--new=2:{sec_first}:{sec_last}",
+        f"--typecode=2:{B.SECRETS_TYPE}",
+        f"--change-name=2:{L.SECRETS_LABEL}",
+        f"--partition-guid=2:{_id(spec, 'secrets-partition')}",
+        path,
+    )
+    with path.open("r+b") as disk:
+        disk.write(spec.boot_files.gptmbr.read_bytes())  # BIOS boot code, before the partition table
+        disk.seek(B.ESP_START)
+        disk.write(esp.read_bytes())
+        disk.seek(B.SECRETS_START)
+        disk.write(secrets.read_bytes())
+
+
+def build_image(target: Path, spec: ImageSpec) -> str:
+    """Build the image at `target` (mode 0600, replaced in one step); returns its sha256."""
+    missing = missing_tools()
+    if missing:
+        raise ImageError(f"building a stick needs {', '.join(missing)}: run `make up` or install them")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+        work = Path(tmp)
+        esp, secrets, disk = work / "boot.img", work / "secrets.img", work / "disk.img"
+        _boot_partition(esp, spec, work)
+        _secrets_partition(secrets, spec, work)
+        _disk(disk, spec, esp, secrets)
+        digest = sha256_file(disk)
+        os.replace(disk, target)
+    return digest
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for chunk in iter(lambda: data.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,59 @@
+"""The files of a node's secrets partition: only what that node needs. Pure.
+
+Each file is read by a unit in the node's Ignition (see ignition/layout.py for the names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ignition import layout as L
+from settings.credentials import Credentials
+from settings.model import Node, Settings
+
+
+@dataclass(frozen=True)
+class GeneratedSecrets:
+    """The secrets Pulumi made for one node (cluster-wide ones included)."""
+
+    server_token: str = field(repr=False)
+    agent_token: str = field(repr=False)
+    node_password: str = field(repr=False)
+    heartbeat_url: str | None = field(default=None, repr=False)
+
+
+def env_file(values: Mapping[str, str]) -> str:
+    """A systemd EnvironmentFile: each value double-quoted, with backslash and double quote escaped."""
+    lines = []
+    for key, value in values.items():
+        if "\n" in value:
+            raise ValueError(f"{key} holds a newline, which an environment file cannot carry")
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'{key}="{escaped}"')
+    return "\n".join(lines) + "\n"
+
+
+def secret_files(
+    settings: Settings, node: Node, credentials: Credentials, generated: GeneratedSecrets
+) -> dict[str, str]:
+    """File name -> content for `node`'s secrets partition."""
+    if node.role == "server":
+        k3s = {"K3S_TOKEN": generated.server_token, "K3S_AGENT_TOKEN": generated.agent_token}
+    else:
+        k3s = {"K3S_TOKEN": generated.agent_token}
+    files = {
+        L.K3S_ENV: env_file(k3s),
+        L.NODE_PASSWORD: generated.node_password + "\n",
+        L.NODE_IDENTITY: env_file({"NODE_NAME": node.hostname, "CLUSTER_NAME": settings.cluster_name}),
+    }
+    if node.role == "server" and settings.datastore.type == "postgres" and credentials.datastore_endpoint:
+        files[L.DATASTORE_ENV] = env_file({"K3S_DATASTORE_ENDPOINT": credentials.datastore_endpoint})
+    if settings.heartbeat is not None and generated.heartbeat_url:
+        files[L.HEARTBEAT_ENV] = env_file({"HEARTBEAT_URL": generated.heartbeat_url})
+    if credentials.log_export_target:
+        host, _, port = credentials.log_export_target.rpartition(":")
+        files[L.LOG_EXPORT_ENV] = env_file({"LOGEXPORT_HOST": host, "LOGEXPORT_PORT": port})
+    if settings.dns is not None and settings.dns.namecheap is not None and credentials.namecheap_ddns_password:
+        files[L.DDNS_ENV] = env_file({"NAMECHEAP_DDNS_PASSWORD": credentials.namecheap_ddns_password})
+    return files
