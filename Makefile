@@ -30,7 +30,7 @@ APT_TEST := ignition policycoreutils systemd qemu-system-x86 ovmf seabios busybo
 
 ON_STACK := --stack $(STACK) --non-interactive
 
-.PHONY: help up preview destroy refresh env test lint format lock setup setup-test deps deps-test engine ipxe stack serve clean
+.PHONY: help up preview destroy refresh env test lint format lock setup setup-test deps deps-test engine ipxe stack serve clean bench
 
 help:
 	@echo "make up       set up and run 'pulumi up' on the $(STACK) stack"
@@ -38,6 +38,7 @@ help:
 	@echo "make preview | destroy | refresh   the same Pulumi commands on the $(STACK) stack"
 	@echo "eval \"\$$(make -s env)\"   use plain 'pulumi ...' in this shell afterwards"
 	@echo "make lint     ruff and mypy;  make lock   re-pin requirements*.txt from requirements*.in"
+	@echo "make bench    measure stick builds (1, 10, 50 nodes) and QEMU boots"
 
 up: setup stack
 	pulumi up $(ON_STACK) --yes
@@ -56,6 +57,9 @@ env:
 
 test: setup-test lint
 	$(VENV)/bin/pytest
+
+bench: setup-test
+	$(VENV)/bin/python -m bench.sticks
 
 lint: setup-test
 	$(VENV)/bin/ruff check .
