@@ -4,13 +4,19 @@ from pathlib import Path
 
 import pulumi
 
-from components.cluster import Cluster, ClusterArgs
-from components.stack_config import check_boot_files, load_stack_settings
+from components.cluster import Cluster, ClusterArgs, needs_dns_updater
+from components.stack_config import check_boot_files, check_dns_updater, load_stack_settings
 
 loaded = load_stack_settings()
-boot_files = check_boot_files(loaded.settings, Path.cwd())
+settings = loaded.settings
 cluster = Cluster(
-    loaded.settings.cluster_name,
-    ClusterArgs(loaded.settings, loaded.credentials, boot_files, build_dir=Path("build") / pulumi.get_stack()),
+    settings.cluster_name,
+    ClusterArgs(
+        settings,
+        loaded.credentials,
+        boot_files=check_boot_files(settings, Path.cwd()),
+        build_dir=Path("build") / pulumi.get_stack(),
+        dns_updater=check_dns_updater(settings, Path.cwd()) if needs_dns_updater(settings) else None,
+    ),
 )
 pulumi.export("nodes", cluster.nodes_output())

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ignition import layout as L
 from settings.credentials import Credentials
+from settings.dns_plan import runtime_names
 from settings.model import Node, Settings
 
 
@@ -21,6 +22,7 @@ class GeneratedSecrets:
     agent_token: str = field(repr=False)
     node_password: str = field(repr=False)
     heartbeat_url: str | None = field(default=None, repr=False)
+    cluster_heartbeat_url: str | None = field(default=None, repr=False)  # pinged by healthy servers
 
 
 def env_file(values: Mapping[str, str]) -> str:
@@ -50,10 +52,19 @@ def secret_files(
     if node.role == "server" and settings.datastore.type == "postgres" and credentials.datastore_endpoint:
         files[L.DATASTORE_ENV] = env_file({"K3S_DATASTORE_ENDPOINT": credentials.datastore_endpoint})
     if settings.heartbeat is not None and generated.heartbeat_url:
-        files[L.HEARTBEAT_ENV] = env_file({"HEARTBEAT_URL": generated.heartbeat_url})
+        heartbeat = {"HEARTBEAT_URL": generated.heartbeat_url}
+        if node.role == "server" and generated.cluster_heartbeat_url:
+            heartbeat["CLUSTER_HEARTBEAT_URL"] = generated.cluster_heartbeat_url
+        files[L.HEARTBEAT_ENV] = env_file(heartbeat)
     if credentials.log_export_target:
         host, _, port = credentials.log_export_target.rpartition(":")
         files[L.LOG_EXPORT_ENV] = env_file({"LOGEXPORT_HOST": host, "LOGEXPORT_PORT": port})
-    if settings.dns is not None and settings.dns.namecheap is not None and credentials.namecheap_ddns_password:
-        files[L.DDNS_ENV] = env_file({"NAMECHEAP_DDNS_PASSWORD": credentials.namecheap_ddns_password})
+    ddns = {}
+    names = runtime_names(settings, node)
+    if any(n.via_namecheap for n in names) and credentials.namecheap_ddns_password:
+        ddns["NAMECHEAP_DDNS_PASSWORD"] = credentials.namecheap_ddns_password
+    if any(n.via_rfc2136 for n in names) and credentials.dns_tsig_secret:
+        ddns["DNS_TSIG_SECRET"] = credentials.dns_tsig_secret
+    if ddns:
+        files[L.DDNS_ENV] = env_file(ddns)
     return files

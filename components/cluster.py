@@ -8,10 +8,16 @@ from pathlib import Path
 import pulumi
 
 from bootmedia.bootloader import BootFiles
+from components.dns import DnsRecords, DnsRecordsArgs
+from components.heartbeat import heartbeat_check, uses_healthchecks
 from components.node import Node, NodeArgs
 from components.secrets import ClusterSecrets, ClusterSecretsArgs
+from ignition import layout as L
+from providers.local_file import LocalFile, sha256_of
 from providers.stick_image import boot_files_input
 from settings.credentials import Credentials
+from settings.dns_plan import runtime_names
+from settings.heartbeat_plan import cluster_check
 from settings.model import Settings
 
 
@@ -21,27 +27,63 @@ class ClusterArgs:
     credentials: Credentials
     boot_files: BootFiles  # checked by bootmedia.bootloader.check_bootloader
     build_dir: Path
+    dns_updater: Path | None = None  # checked by components.stack_config.check_dns_updater, when nodes need it
 
 
 class Cluster(pulumi.ComponentResource):
-    """The cluster's secrets, and per node its Ignition config and stick image."""
+    """The cluster's secrets, checks and records, and per node its Ignition config, stick image and check."""
 
     nodes: dict[str, Node]
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ephemeros:index:Cluster", name, None, opts)
+        settings, credentials = args.settings, args.credentials
         child = pulumi.ResourceOptions(parent=self)
-        self.secrets = ClusterSecrets(f"{name}-secrets", ClusterSecretsArgs(args.settings), child)
+        self.secrets = ClusterSecrets(f"{name}-secrets", ClusterSecretsArgs(settings), child)
+
+        cluster_url: pulumi.Output[str] | None = None
+        spec = cluster_check(settings)
+        if spec is not None and uses_healthchecks(settings):
+            cluster_url = heartbeat_check(f"{name}-heartbeat", spec, settings, credentials, child).ping_url
+
+        dns_updater_sha256 = None
+        if args.dns_updater is not None:
+            # Nodes on DHCP fetch the RFC 2136 updater from next to their Ignition configs.
+            LocalFile(
+                f"{name}-dns-updater",
+                path=str(args.build_dir / "ignition" / L.DNS_UPDATER_URL_PATH),
+                source=args.dns_updater,
+                mode=0o755,
+                opts=child,
+            )
+            dns_updater_sha256 = sha256_of(args.dns_updater.read_bytes())
+
         boot_files = boot_files_input(args.boot_files)
         self.nodes = {
             node.hostname: Node(
                 f"{name}-{node.hostname}",
-                NodeArgs(args.settings, node, args.credentials, self.secrets, boot_files, args.build_dir),
+                NodeArgs(
+                    settings,
+                    node,
+                    credentials,
+                    self.secrets,
+                    boot_files,
+                    args.build_dir,
+                    cluster_heartbeat_url=cluster_url if node.role == "server" else None,
+                    dns_updater_sha256=dns_updater_sha256,
+                ),
                 child,
             )
-            for node in args.settings.nodes
+            for node in settings.nodes
         }
+        if settings.dns is not None and settings.dns.rfc2136 is not None:
+            DnsRecords(f"{name}-dns", DnsRecordsArgs(settings, credentials), child)
         self.register_outputs({"nodes": self.nodes_output()})
 
     def nodes_output(self) -> dict[str, dict[str, pulumi.Input[str]]]:
         return {hostname: node.summary() for hostname, node in self.nodes.items()}
+
+
+def needs_dns_updater(settings: Settings) -> bool:
+    """Whether any node keeps its own RFC 2136 records, and so downloads the updater."""
+    return any(n.via_rfc2136 for node in settings.nodes for n in runtime_names(settings, node))

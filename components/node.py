@@ -9,12 +9,14 @@ import pulumi
 
 from bootmedia.boot_script import boot_script, syslinux_config
 from bootmedia.secret_files import GeneratedSecrets, secret_files
+from components.heartbeat import heartbeat_check, uses_healthchecks
 from components.secrets import ClusterSecrets
 from ignition.render import render_node_config, to_json
 from providers.local_file import LocalFile
 from providers.stick_image import StickImage
 from providers.stick_writer import StickWriter
 from settings.credentials import Credentials
+from settings.heartbeat_plan import node_check
 from settings.model import Node as NodeSettings
 from settings.model import Settings
 
@@ -27,10 +29,12 @@ class NodeArgs:
     secrets: ClusterSecrets
     boot_files: dict[str, dict[str, str]]  # from providers.stick_image.boot_files_input
     build_dir: Path  # relative to the project directory, e.g. build/dev
+    cluster_heartbeat_url: pulumi.Output[str] | None = None  # servers ping the cluster's check
+    dns_updater_sha256: str | None = None
 
 
 class Node(pulumi.ComponentResource):
-    """One machine: its public Ignition config, its stick image, and optionally the stick written."""
+    """One machine: its public Ignition config, heartbeat check, stick image, and optionally the stick written."""
 
     role: str
     ignition_url: str
@@ -48,20 +52,23 @@ class Node(pulumi.ComponentResource):
         ignition = LocalFile(
             f"{name}-ignition",
             path=str(args.build_dir / "ignition" / f"{node.hostname}.ign"),
-            content=to_json(render_node_config(settings, node, credentials)),
+            content=to_json(render_node_config(settings, node, credentials, args.dns_updater_sha256)),
             mode=0o644,
             opts=child,
         )
         self.ignition_file = ignition.path.apply(lambda p: str(Path(p).resolve()))
 
-        heartbeat_url = credentials.heartbeat_urls.get(node.hostname)
+        heartbeat_url: pulumi.Input[str | None] = credentials.heartbeat_urls.get(node.hostname)
+        if uses_healthchecks(settings):
+            check = heartbeat_check(f"{name}-heartbeat", node_check(settings, node), settings, credentials, child)
+            heartbeat_url = check.ping_url
         files = pulumi.Output.all(
-            args.secrets.server_token, args.secrets.agent_token, args.secrets.node_passwords[node.hostname]
-        ).apply(
-            lambda values: secret_files(
-                settings, node, credentials, GeneratedSecrets(values[0], values[1], values[2], heartbeat_url)
-            )
-        )
+            args.secrets.server_token,
+            args.secrets.agent_token,
+            args.secrets.node_passwords[node.hostname],
+            heartbeat_url,
+            args.cluster_heartbeat_url,
+        ).apply(lambda values: secret_files(settings, node, credentials, GeneratedSecrets(*values)))
         stick = StickImage(
             f"{name}-stick",
             path=str(args.build_dir / "sticks" / f"{node.hostname}.img"),

@@ -38,3 +38,17 @@ def check_boot_files(settings: Settings, project_dir: Path) -> BootFiles:
         return check_bootloader(settings.bootloader, project_dir)
     except BootloaderError as error:
         raise pulumi.RunError(str(error)) from None
+
+
+def check_dns_updater(settings: Settings, project_dir: Path) -> Path:
+    """The RFC 2136 updater that nodes on DHCP download, checked before any resource is declared."""
+    rfc2136 = settings.dns.rfc2136 if settings.dns is not None else None
+    if rfc2136 is None:
+        raise ValueError("only nodes that keep RFC 2136 records need the updater")
+    path = project_dir / rfc2136.updater
+    if not path.is_file() or not path.read_bytes().startswith(b"\x7fELF"):
+        raise pulumi.RunError(
+            f"ephemeros:dns.rfc2136.updater: {path} is missing or not a program: run `make up` (which builds it "
+            "from nodetools/dnsupdate), or name a static x86_64 build of it"
+        )
+    return path

@@ -21,7 +21,7 @@ NODE_PASSWORD: Final = "node-password"  # noqa: S105 -- a file name: the k3s nod
 NODE_IDENTITY: Final = "node.env"  # NODE_NAME, CLUSTER_NAME: which node this stick belongs to
 HEARTBEAT_ENV: Final = "heartbeat.env"  # HEARTBEAT_URL
 LOG_EXPORT_ENV: Final = "log-export.env"  # LOGEXPORT_HOST, LOGEXPORT_PORT
-DDNS_ENV: Final = "ddns.env"  # NAMECHEAP_DDNS_PASSWORD
+DDNS_ENV: Final = "ddns.env"  # NAMECHEAP_DDNS_PASSWORD, DNS_TSIG_SECRET
 
 # Paths on the node.
 OPT_BIN: Final = "/opt/bin"
@@ -32,6 +32,8 @@ K3S_KUBECONFIG: Final = "/etc/rancher/k3s/k3s.yaml"
 K3S_NODE_PASSWORD: Final = "/etc/rancher/node/password"  # noqa: S105 -- a path
 HEARTBEAT_SCRIPT: Final = f"{OPT_BIN}/ephemeros-heartbeat"
 DDNS_SCRIPT: Final = f"{OPT_BIN}/ephemeros-ddns"
+DNS_UPDATER: Final = f"{OPT_BIN}/ephemeros-dnsupdate"  # RFC 2136 client, from nodetools/dnsupdate
+DNS_UPDATER_URL_PATH: Final = "bin/ephemeros-dnsupdate"  # where it is served, under ignitionBaseUrl
 NETWORK_DIR: Final = "/etc/systemd/network"
 
 # Units.

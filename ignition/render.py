@@ -15,6 +15,7 @@ import yaml
 
 from ignition import layout as L
 from settings.credentials import Credentials
+from settings.dns_plan import namecheap_domain, runtime_names
 from settings.model import Node, Settings
 from templating import render_template as _render
 
@@ -107,25 +108,35 @@ def _network_files(node: Node) -> list[dict[str, Any]]:
     return files
 
 
-def _ddns(settings: Settings, node: Node) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _ddns(settings: Settings, node: Node, dns_updater_sha256: str | None) -> tuple[list[Any], list[Any]]:
+    """The unit that keeps this node's own DNS names current, when it has any (see settings.dns_plan)."""
+    names = runtime_names(settings, node)
     dns = settings.dns
-    if dns is None or dns.namecheap is None:
+    if not names or dns is None:
         return [], []
-    registered = dns.namecheap.domain or settings.domain
-    subdomain = settings.domain[: -len(registered)].rstrip(".")
-
-    def host(name: str) -> str:
-        return f"{name}.{subdomain}" if subdomain else name
-
+    via_rfc2136 = any(n.via_rfc2136 for n in names)
     script = render_template(
-        "scripts/ddns-namecheap.sh",
-        role=node.role,
-        domain=registered,
-        node_host=host(node.hostname),
-        primary_host=host(dns.primary_record),
-        update_url=dns.namecheap.update_url,
+        "scripts/ddns.sh",
+        names=names,
+        namecheap=dns.namecheap,
+        namecheap_domain=namecheap_domain(settings),
+        rfc2136=dns.rfc2136 if via_rfc2136 else None,
     )
     files = [_file(L.DDNS_SCRIPT, script, MODE_EXECUTABLE)]
+    if via_rfc2136:
+        if dns_updater_sha256 is None:
+            raise ValueError("the DNS updater's sha256 is needed to render a node that updates RFC 2136 records")
+        files.append(
+            {
+                "path": L.DNS_UPDATER,
+                "mode": MODE_EXECUTABLE,
+                "overwrite": True,
+                "contents": {
+                    "source": f"{settings.ignition_base_url}/{L.DNS_UPDATER_URL_PATH}",
+                    "verification": {"hash": f"sha256-{dns_updater_sha256}"},
+                },
+            }
+        )
     units = [
         _unit(L.DDNS_UNIT, render_template("units/ddns.service"), enabled=False),
         _unit(L.DDNS_TIMER, render_template("units/ddns.timer", period=dns.update_period)),
@@ -133,8 +144,13 @@ def _ddns(settings: Settings, node: Node) -> tuple[list[dict[str, Any]], list[di
     return files, units
 
 
-def render_node_config(settings: Settings, node: Node, credentials: Credentials) -> dict[str, Any]:
-    """The Ignition config for one node. `credentials` only says which features are on; no value is read."""
+def render_node_config(
+    settings: Settings, node: Node, credentials: Credentials, dns_updater_sha256: str | None = None
+) -> dict[str, Any]:
+    """The Ignition config for one node. `credentials` only says which features are on; no value is read.
+
+    `dns_updater_sha256` pins the RFC 2136 updater that nodes on DHCP download from next to their configs.
+    """
     files = [
         _file("/etc/hostname", f"{node.hostname}\n", MODE_CONFIG),
         {
@@ -169,7 +185,7 @@ def render_node_config(settings: Settings, node: Node, credentials: Credentials)
             _unit(L.HEARTBEAT_UNIT, render_template("units/heartbeat.service", role=node.role), enabled=False),
             _unit(L.HEARTBEAT_TIMER, render_template("units/heartbeat.timer", period=settings.heartbeat.period)),
         ]
-    ddns_files, ddns_units = _ddns(settings, node)
+    ddns_files, ddns_units = _ddns(settings, node, dns_updater_sha256)
     files += ddns_files
     units += ddns_units
 

@@ -1,7 +1,8 @@
 """LocalFile: a file on the machine that runs Pulumi, with real create/read/update/delete.
 
-`pulumi refresh` notices a file that was deleted or edited by hand, and `pulumi destroy` removes it. Paths are
-relative to the project directory, where both the program and its dynamic providers run.
+Its content is given as text, or as another file to copy (`source`, with its sha256 so that a new source updates
+it). `pulumi refresh` notices a file that was deleted or edited by hand, and `pulumi destroy` removes it. Paths
+are relative to the project directory, where both the program and its dynamic providers run.
 """
 
 from __future__ import annotations
@@ -34,17 +35,29 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _state(path: str, mode: int, content: str) -> dict[str, Any]:
-    return {"path": path, "mode": mode, "sha256": sha256_of(content.encode())}
+def _wanted_sha256(props: dict[str, Any]) -> str:
+    if props.get("content") is not None:
+        return sha256_of(props["content"].encode())
+    return str(props["sourceSha256"])
+
+
+def _write(props: dict[str, Any]) -> dict[str, Any]:
+    if props.get("content") is not None:
+        data = props["content"].encode()
+    else:
+        data = Path(props["source"]).read_bytes()
+        if sha256_of(data) != props["sourceSha256"]:
+            raise RuntimeError(f"{props['source']} changed after pulumi read it: run pulumi up again")
+    write_atomically(Path(props["path"]), data, int(props["mode"]))
+    return {"path": props["path"], "mode": int(props["mode"]), "sha256": sha256_of(data)}
 
 
 class LocalFileProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        write_atomically(Path(props["path"]), props["content"].encode(), int(props["mode"]))
-        return CreateResult(id_=props["path"], outs=_state(props["path"], int(props["mode"]), props["content"]))
+        return CreateResult(id_=props["path"], outs=_write(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        new = _state(news["path"], int(news["mode"]), news["content"])
+        new = {"path": news["path"], "mode": int(news["mode"]), "sha256": _wanted_sha256(news)}
         changed = [key for key in ("path", "mode", "sha256") if olds.get(key) != new[key]]
         return DiffResult(
             changes=bool(changed),
@@ -53,8 +66,7 @@ class LocalFileProvider(ResourceProvider):
         )
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        write_atomically(Path(news["path"]), news["content"].encode(), int(news["mode"]))
-        return UpdateResult(outs=_state(news["path"], int(news["mode"]), news["content"]))
+        return UpdateResult(outs=_write(news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         path = Path(props["path"])
@@ -70,7 +82,7 @@ class LocalFileProvider(ResourceProvider):
 
 
 class LocalFile(Resource, module="ephemeros", name="LocalFile"):
-    """A file at `path` (relative to the project) holding `content`, with permission bits `mode`."""
+    """A file at `path` (relative to the project) holding `content`, or a copy of `source`; permission `mode`."""
 
     path: pulumi.Output[str]
     sha256: pulumi.Output[str]
@@ -79,10 +91,14 @@ class LocalFile(Resource, module="ephemeros", name="LocalFile"):
         self,
         name: str,
         path: pulumi.Input[str],
-        content: pulumi.Input[str],
+        content: pulumi.Input[str] | None = None,
         mode: int = 0o644,
+        source: Path | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(
-            LocalFileProvider(), name, {"path": path, "content": content, "mode": mode, "sha256": None}, opts
-        )
+        if (content is None) == (source is None):
+            raise ValueError("give a LocalFile either content or source")
+        props: dict[str, Any] = {"path": path, "content": content, "mode": mode, "sha256": None}
+        if source is not None:
+            props |= {"source": str(source), "sourceSha256": sha256_of(source.read_bytes())}
+        super().__init__(LocalFileProvider(), name, props, opts)

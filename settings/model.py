@@ -210,6 +210,10 @@ class Rfc2136(Model):
     key_name: DnsName
     algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"] = "hmac-sha256"
     ttl: int = Field(default=300, ge=0, le=86400)
+    updater: str = Field(
+        default=".tools/nodetools/ephemeros-dnsupdate",
+        description="the program nodes run to update their own records; served next to the Ignition configs",
+    )
 
 
 class Namecheap(Model):

@@ -104,6 +104,8 @@ def _heartbeat_problems(settings: Settings, credentials: Credentials) -> list[st
             )
             if value
         ]
+    if heartbeat.cluster_check and heartbeat.provider != "healthchecks":
+        return ["heartbeat.clusterCheck: needs heartbeat.provider healthchecks, which makes the cluster's check"]
     if heartbeat.provider == "healthchecks" and not credentials.healthchecks_api_key:
         return [
             "healthchecksApiKey: heartbeat.provider is healthchecks but no API key is set: "
@@ -136,6 +138,13 @@ def _dns_problems(settings: Settings, credentials: Credentials) -> list[str]:
             "dns.namecheap",
         ),
     }
+    if dns is not None and dns.rfc2136 is not None:
+        zone = dns.rfc2136.zone
+        if settings.domain != zone and not settings.domain.endswith(f".{zone}"):
+            problems.append(
+                f"dns.rfc2136.zone: {zone} does not contain the cluster domain {settings.domain}: "
+                "give the zone the nodes' names live in"
+            )
     if dns is not None and dns.namecheap is not None and dns.namecheap.domain is not None:
         registered = dns.namecheap.domain
         if settings.domain != registered and not settings.domain.endswith(f".{registered}"):
@@ -167,6 +176,16 @@ def cluster_warnings(settings: Settings) -> list[str]:
         warnings.append(
             "datastore.type is sqlite: the server is diskless, so the cluster's state is lost at every reboot"
         )
+    dns = settings.dns
+    if dns is not None and dns.rfc2136 is not None:
+        fqdns = {settings.fqdn(n) for n in settings.nodes}
+        static_servers = [n for n in settings.servers if n.address is not None]
+        in_zone = settings.api_server.endswith(f".{dns.rfc2136.zone}")
+        if in_zone and settings.api_server not in fqdns and not static_servers:
+            warnings.append(
+                f"apiServerAddress {settings.api_server} gets no DNS record: no server has a static address; "
+                "give servers addresses, or leave apiServerAddress unset to use the first server's name"
+            )
     if settings.datastore.type == "etcd":
         warnings.append(
             "datastore.type is etcd: servers are diskless, so a server that reboots must rejoin, and if all "

@@ -22,6 +22,7 @@ from ignition import layout as L
 from settings import LoadedSettings, load_settings
 from settings.model import Bootloader
 from tests.support.stack import REPO, SECRET_VALUES, full_settings, secret_keys, stack_settings, to_raw
+from tests.support.stick import extract
 
 GENERATED = GeneratedSecrets("server-token-XYZ", "agent-token-XYZ", "node-password-XYZ", "https://hc.test/ping/abc")
 
@@ -194,13 +195,6 @@ def sgdisk_table(image: Path) -> list[dict[str, str]]:
     out = subprocess.run(["sgdisk", "-p", str(image)], capture_output=True, text=True, check=True).stdout
     rows = re.findall(r"^\s+(\d+)\s+(\d+)\s+(\d+)\s+\S+ \S+\s+(\w{4})\s+(\S+)$", out, re.MULTILINE)
     return [dict(zip(("number", "first", "last", "code", "name"), row, strict=True)) for row in rows]
-
-
-def extract(image: Path, start: int, size: int, into: Path) -> Path:
-    with image.open("rb") as disk:
-        disk.seek(start)
-        into.write_bytes(disk.read(size))
-    return into
 
 
 def test_image_layout_and_contents(tmp_path: Path, boot_files: BootFiles) -> None:

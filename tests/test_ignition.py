@@ -180,8 +180,9 @@ def test_ignition_applies_every_feature(tmp_path: Path, world_readable_tmp: Path
         path = root / script.lstrip("/")
         assert path.stat().st_mode & 0o7777 == 0o755
         assert subprocess.run(["bash", "-n", str(path)], check=False).returncode == 0
-    assert 'update "node0.lab"' in (root / L.DDNS_SCRIPT.lstrip("/")).read_text()
-    assert 'update "primary.lab"' in (root / L.DDNS_SCRIPT.lstrip("/")).read_text()
+    ddns = (root / L.DDNS_SCRIPT.lstrip("/")).read_text()
+    assert '    namecheap "node0.lab"\n' in ddns
+    assert 'if healthy_server; then\n    namecheap "primary.lab"\nfi' in ddns
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path: Path, world_readable_tmp: Path, k3s_mirror: K3sMirror) -> None:

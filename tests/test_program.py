@@ -15,6 +15,9 @@ from components.cluster import Cluster, ClusterArgs
 from settings import load_settings
 from tests.support.stack import REPO, SECRET_VALUES, full_settings, secret_keys, to_raw
 
+# How a secret value looks among a mocked resource's inputs (Pulumi's "special signature" for secrets).
+SECRET_SIG, SECRET_MARKER = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+
 F = TypeVar("F", bound=Callable[..., "pulumi.Output[Any]"])
 mock_test = cast(Callable[[F], F], pulumi.runtime.test)  # Pulumi's decorator is untyped
 
@@ -145,3 +148,43 @@ def test_node_summary_is_the_stack_output_shape(recorder: Recorder) -> pulumi.Ou
 
     node0 = output["node0"]
     return pulumi.Output.all(node0["role"], node0["ignitionUrl"], node0["ignitionFile"]).apply(check)
+
+
+def make_cluster_with_services() -> Cluster:
+    """Heartbeat checks through the API (with the cluster's check) and RFC 2136 records for static nodes."""
+    doc, secret = full_settings()
+    doc["heartbeat"] = {"provider": "healthchecks", "clusterCheck": True}
+    del doc["heartbeatUrls"]
+    doc["healthchecksApiKey"] = SECRET_VALUES["healthchecksApiKey"]
+    doc["dns"] = {"rfc2136": {"server": "10.0.0.53", "zone": "ephemeros.test", "keyName": "ephemeros"}}
+    del doc["namecheapDdnsPassword"]
+    doc["dnsTsigSecret"] = SECRET_VALUES["dnsTsigSecret"]
+    secret = (secret - {"heartbeatUrls", "namecheapDdnsPassword"}) | {"healthchecksApiKey", "dnsTsigSecret"}
+    loaded = load_settings(to_raw(doc), secret_keys(secret))
+    boot_files = check_bootloader(loaded.settings.bootloader, REPO)
+    updater = REPO / ".tools/nodetools/ephemeros-dnsupdate"
+    return Cluster("lab", ClusterArgs(loaded.settings, loaded.credentials, boot_files, Path("build/test"), updater))
+
+
+@mock_test
+def test_a_check_per_node_the_clusters_check_and_records_for_static_nodes(recorder: Recorder) -> pulumi.Output[Any]:
+    cluster = make_cluster_with_services()
+
+    def check(urns: list[str]) -> None:
+        checks = recorder.of_type(":HeartbeatCheck")
+        assert sorted(inputs["name"] for _, _, inputs in checks) == [
+            "k3s cluster lab (lab.ephemeros.test)",
+            *(f"node{i}.lab.ephemeros.test" for i in (0, 1, 2, 3)),
+        ]
+        for _, _, inputs in checks:  # sent as a secret: Pulumi's secret wrapper around the value
+            assert inputs["apiKey"] == {SECRET_SIG: SECRET_MARKER, "value": SECRET_VALUES["healthchecksApiKey"]}
+        records = recorder.of_type(":DnsRecord")
+        assert [(inputs["name"], inputs["values"]) for _, _, inputs in records] == [
+            ("node0.lab.ephemeros.test", ["192.168.50.10"])  # the only static node, also the API server's name
+        ]
+        assert len(recorder.of_type(":LocalFile")) == 4 + 1  # the Ignition configs, and the published updater
+        assert all("ephemeros:index:Cluster$ephemeros:index:Node::" in urn for urn in urns)
+
+    return pulumi.Output.all(*(node.stick_image for node in cluster.nodes.values())).apply(
+        lambda _: pulumi.Output.all(*(n.urn for n in cluster.nodes.values())).apply(check)
+    )

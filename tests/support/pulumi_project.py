@@ -100,6 +100,16 @@ class PulumiProject:
         config["config"] = {f"ephemeros:{k}": v for k, v in settings.items()}
         self.stack_file.write_text(yaml.safe_dump(config, sort_keys=False))
 
+    def config_document(self) -> dict[str, Any]:
+        """The stack's ephemeros settings (secret ones still encrypted), keyed without namespace."""
+        config = yaml.safe_load(self.stack_file.read_text())["config"]
+        return {key.split(":", 1)[1]: value for key, value in config.items() if key.startswith("ephemeros:")}
+
+    def write_config_document(self, settings: dict[str, Any]) -> None:
+        document = yaml.safe_load(self.stack_file.read_text())
+        document["config"] = {f"ephemeros:{key}": value for key, value in settings.items()}
+        self.stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+
     def set_secret(self, key: str, value: str) -> None:
         """`pulumi config set --secret`, reading the value on stdin so it is never on a command line."""
         self.run("config", "set", "--secret", key, stdin=value)

@@ -16,10 +16,20 @@ elif ! curl -fsS -m 5 -o /dev/null http://127.0.0.1:10248/healthz; then
     reason="kubelet is not healthy"
 fi
 
+ping() {
+    printf 'url = "%s"\n' "$1" |
+        curl -fsS -m 20 --retry 5 --retry-all-errors --retry-delay 10 -o /dev/null \
+            --data-raw "$(hostname): ${reason:-k3s $role healthy}" -K -
+}
+
 url="${HEARTBEAT_URL%/}"
 if [ -n "$reason" ]; then
     url="$url/fail"
 fi
-printf 'url = "%s"\n' "$url" |
-    curl -fsS -m 20 --retry 5 --retry-all-errors --retry-delay 10 -o /dev/null \
-        --data-raw "$(hostname): ${reason:-k3s $role healthy}" -K -
+ping "$url"
+status=$?
+# The cluster's check stays up while any server is healthy: only healthy servers ping it, never its /fail.
+if [ -z "$reason" ] && [ -n "${CLUSTER_HEARTBEAT_URL:-}" ]; then
+    ping "$CLUSTER_HEARTBEAT_URL" || status=1
+fi
+exit "$status"

@@ -1,0 +1,34 @@
+"""Heartbeat checks at healthchecks, from the check specs in settings.heartbeat_plan."""
+
+from __future__ import annotations
+
+import pulumi
+
+from providers.healthchecks import HeartbeatCheck
+from settings.credentials import Credentials
+from settings.heartbeat_plan import CheckSpec
+from settings.model import Settings
+
+
+def heartbeat_check(
+    resource_name: str, spec: CheckSpec, settings: Settings, credentials: Credentials, opts: pulumi.ResourceOptions
+) -> HeartbeatCheck:
+    if settings.heartbeat is None or credentials.healthchecks_api_key is None:
+        raise ValueError("a heartbeat check needs heartbeat settings and healthchecksApiKey (settings.rules checks)")
+    return HeartbeatCheck(
+        resource_name,
+        api_url=settings.heartbeat.api_url,
+        api_key=pulumi.Output.secret(credentials.healthchecks_api_key),
+        name=spec.name,
+        slug=spec.slug,
+        desc=spec.desc,
+        tags=list(spec.tags),
+        timeout=spec.timeout,
+        grace=spec.grace,
+        channels=spec.channels,
+        opts=opts,
+    )
+
+
+def uses_healthchecks(settings: Settings) -> bool:
+    return settings.heartbeat is not None and settings.heartbeat.provider == "healthchecks"

@@ -1,0 +1,61 @@
+"""The heartbeat checks ephemeros keeps at healthchecks: one per node, and optionally one for the cluster. Pure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from settings.model import Node, Settings
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    slug: str
+    tags: tuple[str, ...]
+    desc: str
+    timeout: int  # seconds between pings
+    grace: int
+    channels: str
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9-_]", "-", name.lower())
+
+
+def _tags(settings: Settings, *own: str) -> tuple[str, ...]:
+    assert settings.heartbeat is not None
+    return tuple(dict.fromkeys(["ephemeros", settings.cluster_name, *own, *settings.heartbeat.tags]))
+
+
+def node_check(settings: Settings, node: Node) -> CheckSpec:
+    heartbeat = settings.heartbeat
+    assert heartbeat is not None
+    name = settings.fqdn(node)
+    return CheckSpec(
+        name=name,
+        slug=_slug(name),
+        tags=_tags(settings, node.role),
+        desc=f"ephemeros: k3s {node.role} {node.hostname} of cluster {settings.cluster_name}; "
+        "its heartbeat pings /fail when k3s is unhealthy",
+        timeout=heartbeat.period,
+        grace=heartbeat.grace,
+        channels=heartbeat.channels,
+    )
+
+
+def cluster_check(settings: Settings) -> CheckSpec | None:
+    """A check that any healthy server keeps up: it alerts when no server's API is ready."""
+    heartbeat = settings.heartbeat
+    if heartbeat is None or not heartbeat.cluster_check:
+        return None
+    name = f"k3s cluster {settings.cluster_name} ({settings.domain})"
+    return CheckSpec(
+        name=name,
+        slug=_slug(name),
+        tags=_tags(settings, "cluster"),
+        desc=f"ephemeros: cluster {settings.cluster_name}; every server with a ready API server pings it",
+        timeout=heartbeat.period,
+        grace=heartbeat.grace,
+        channels=heartbeat.channels,
+    )

@@ -1,0 +1,346 @@
+"""A local Healthchecks server for tests: the Management API v3 and the ping endpoints, on loopback.
+
+It follows the documented API and the upstream implementation's behaviour closely: X-Api-Key (or `api_key` in
+a JSON body) of 32 characters, 401 "missing api key" / "wrong api key"; strict validation of create and update
+bodies with the same "json validation error: ..." messages; `unique` upserts answered 200 (found and updated)
+or 201 (created); 403 with an empty body at the project's check limit or for another project's check; Django's
+404 page for a check that does not exist; channels as "*", "" or a list of ids or names. Tests can queue
+faults (429 with Retry-After, 5xx) for the next requests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MAX_DURATION = 31536000
+API = "/api/v3/checks/"
+NOT_FOUND_PAGE = "<!doctype html>\n<html><head><title>Not Found</title></head><body><h1>Not Found</h1></body></html>"
+UNIQUE_FIELDS = ("name", "slug", "tags", "timeout", "grace")
+STRING_FIELDS = ("name", "slug", "tags", "desc", "channels", "schedule", "tz", "success_kw", "failure_kw", "start_kw")
+MAX_LENGTH = {"name": 100, "slug": 100, "schedule": 100}
+
+
+class Invalid(Exception):
+    pass
+
+
+@dataclass
+class Project:
+    api_key: str
+    read_only_key: str
+    check_limit: int = 20
+    channels: list[dict[str, str]] = field(default_factory=list)
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # uuid -> check
+
+
+def validate(body: Any) -> dict[str, Any]:
+    """The subset of upstream's Spec that ephemeros and the tests use; first error wins, upstream's wording."""
+    if not isinstance(body, dict):
+        raise Invalid("json validation error: root is not an object")
+    spec = {k: v for k, v in body.items() if k != "api_key"}
+    for key, value in spec.items():
+        if key in STRING_FIELDS:
+            if not isinstance(value, str):
+                raise Invalid(f"json validation error: {key} is not a string")
+            if len(value) > MAX_LENGTH.get(key, 10000):
+                raise Invalid(f"json validation error: {key} is too long")
+            if key == "slug" and not re.fullmatch(r"[a-z0-9-_]*", value):
+                raise Invalid("json validation error: slug does not match pattern")
+        elif key in ("timeout", "grace"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise Invalid(f"json validation error: {key} is not a number")
+            if value < 60:
+                raise Invalid(f"json validation error: {key} is too small")
+            if value > MAX_DURATION:
+                raise Invalid(f"json validation error: {key} is too large")
+        elif key in ("manual_resume", "filter_subject", "filter_body"):
+            if not isinstance(value, bool):
+                raise Invalid(f"json validation error: {key} is not a boolean")
+        elif key == "methods":
+            if value not in ("", "POST"):
+                raise Invalid("json validation error: methods has unexpected value")
+        elif key == "unique":
+            if not isinstance(value, list):
+                raise Invalid("json validation error: unique is not an array")
+            if any(item not in UNIQUE_FIELDS for item in value):
+                raise Invalid("json validation error: an item in 'unique' has unexpected value")
+    return spec
+
+
+class FakeHealthchecks:
+    """The server's state; `url` is its base URL once started with `running()`."""
+
+    def __init__(self) -> None:
+        self.projects: list[Project] = []
+        self.faults: deque[tuple[int, dict[str, str], str]] = deque()
+        self.requests: list[tuple[str, str]] = []  # (method, path), with check UUIDs in paths
+        self.pings: list[tuple[str, str, str]] = []  # (uuid, kind, body)
+        self.lock = threading.Lock()
+        self.url = ""
+
+    def add_project(self, channels: tuple[str, ...] = ("Email", "Pager"), check_limit: int = 20) -> Project:
+        project = Project(
+            api_key=uuid.uuid4().hex,
+            read_only_key=uuid.uuid4().hex,
+            check_limit=check_limit,
+            channels=[{"id": str(uuid.uuid4()), "name": name, "kind": "email"} for name in channels],
+        )
+        self.projects.append(project)
+        return project
+
+    def fail_next(self, status: int, times: int = 1, retry_after: int | None = None, error: str = "") -> None:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        body = json.dumps({"error": error}) if error else ""
+        for _ in range(times):
+            self.faults.append((status, headers, body))
+
+    def checks(self) -> list[dict[str, Any]]:
+        return [check for project in self.projects for check in project.checks.values()]
+
+    def check_named(self, name: str) -> dict[str, Any] | None:
+        return next((c for c in self.checks() if c["name"] == name), None)
+
+    # --- the API's behaviour ---
+
+    def to_dict(self, check: dict[str, Any], readonly: bool = False) -> dict[str, Any]:
+        code = check["uuid"]
+        result = {k: v for k, v in check.items() if k not in ("uuid", "channel_ids")}
+        result["channels"] = ",".join(check["channel_ids"])
+        if readonly:
+            del result["channels"]
+            result["unique_key"] = uuid.uuid5(uuid.NAMESPACE_OID, code).hex[:40]
+        else:
+            result["uuid"] = code
+            result["ping_url"] = f"{self.url}/ping/{code}"
+            result["update_url"] = f"{self.url}{API}{code}"
+            result["pause_url"] = f"{self.url}{API}{code}/pause"
+            result["resume_url"] = f"{self.url}{API}{code}/resume"
+        return result
+
+    def resolve_channels(self, project: Project, spec: str) -> list[str]:
+        if spec == "*":
+            return [c["id"] for c in project.channels]
+        if spec == "":
+            return []
+        ids = []
+        for identifier in spec.split(","):
+            if identifier == "":
+                raise Invalid("empty channel identifier")
+            matches = [c for c in project.channels if identifier in (c["id"], c["name"])]
+            if not matches:
+                raise Invalid(f"invalid channel identifier: {identifier}")
+            if len(matches) > 1:
+                raise Invalid(f"non-unique channel identifier: {identifier}")
+            ids.append(matches[0]["id"])
+        return ids
+
+    def apply(self, project: Project, check: dict[str, Any], spec: dict[str, Any]) -> None:
+        channels = self.resolve_channels(project, spec["channels"]) if "channels" in spec else None
+        for key in ("name", "slug", "tags", "desc", "timeout", "grace", "methods", "manual_resume"):
+            if key in spec:
+                check[key] = spec[key]
+        if channels is not None:
+            check["channel_ids"] = channels
+
+    def create(self, project: Project, spec: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+        unique = spec.get("unique") or []
+        if unique and all(key in spec for key in unique):
+            for check in project.checks.values():
+                if all(check.get(key) == spec[key] for key in unique):
+                    self.apply(project, check, spec)
+                    return 200, check
+        if len(project.checks) >= project.check_limit:
+            return 403, None
+        check = {
+            "uuid": str(uuid.uuid4()),
+            "name": "",
+            "slug": "",
+            "tags": "",
+            "desc": "",
+            "grace": 3600,
+            "n_pings": 0,
+            "status": "new",
+            "started": False,
+            "last_ping": None,
+            "next_ping": None,
+            "manual_resume": False,
+            "methods": "",
+            "subject": "",
+            "subject_fail": "",
+            "start_kw": "",
+            "success_kw": "",
+            "failure_kw": "",
+            "filter_subject": False,
+            "filter_body": False,
+            "timeout": 86400,
+            "channel_ids": [],
+        }
+        self.apply(project, check, spec)
+        project.checks[check["uuid"]] = check
+        return 201, check
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeHealthchecks
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: str = "", headers: dict[str, str] | None = None, kind: str = "json") -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json" if kind == "json" else "text/html")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _json(self, status: int, document: Any) -> None:
+        self._send(status, json.dumps(document))
+
+    def _error(self, status: int, message: str) -> None:
+        self._json(status, {"error": message})
+
+    def _body(self) -> tuple[Any, bool]:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return {}, True
+        try:
+            return json.loads(raw), True
+        except ValueError:
+            return None, False
+
+    def _project(self, body: Any, write: bool) -> Project | None:
+        key = self.headers.get("X-Api-Key")
+        if key is None and isinstance(body, dict):
+            key = str(body.get("api_key", ""))
+        if key is None or len(key) != 32:
+            self._error(401, "missing api key")
+            return None
+        for project in self.fake.projects:
+            if key == project.api_key or (not write and key == project.read_only_key):
+                return project
+        self._error(401, "wrong api key")
+        return None
+
+    def _handle(self, method: str) -> None:
+        fake = self.fake
+        with fake.lock:
+            fake.requests.append((method, self.path))
+            if self.path.startswith("/ping/"):
+                self._ping(method)
+                return
+            if fake.faults:
+                status, headers, fault_body = fake.faults.popleft()
+                self._send(status, fault_body, headers)
+                return
+            if not self.path.startswith(API):
+                self._send(404, NOT_FOUND_PAGE, kind="html")
+                return
+            body, parsed = self._body() if method == "POST" else ({}, True)
+            if not parsed:
+                self._error(400, "could not parse request body")
+                return
+            code = self.path[len(API) :].split("?")[0]
+            project = self._project(body, write=method != "GET")
+            if project is None:
+                return
+            if code == "":
+                self._collection(method, project, body)
+            else:
+                self._single(
+                    method, project, code, body, readonly=self.headers.get("X-Api-Key") == project.read_only_key
+                )
+
+    def _collection(self, method: str, project: Project, body: Any) -> None:
+        if method == "GET":
+            self._json(200, {"checks": [self.fake.to_dict(c) for c in project.checks.values()]})
+            return
+        if method != "POST":
+            self._send(405)
+            return
+        try:
+            spec = validate(body)
+            status, check = self.fake.create(project, spec)
+        except Invalid as error:
+            self._error(400, str(error))
+            return
+        if check is None:
+            self._send(status)  # 403 with an empty body, as upstream
+            return
+        self._json(status, self.fake.to_dict(check))
+
+    def _single(self, method: str, project: Project, code: str, body: Any, readonly: bool) -> None:
+        check = next((c for p in self.fake.projects for c in p.checks.values() if c["uuid"] == code), None)
+        if check is None:
+            self._send(404, NOT_FOUND_PAGE, kind="html")
+            return
+        if check not in project.checks.values():
+            self._send(403)
+            return
+        if method == "GET":
+            self._json(200, self.fake.to_dict(check, readonly))
+        elif method == "POST":
+            try:
+                self.fake.apply(project, check, validate(body))
+            except Invalid as error:
+                self._error(400, str(error))
+                return
+            self._json(200, self.fake.to_dict(check))
+        elif method == "DELETE":
+            del project.checks[code]
+            self._json(200, self.fake.to_dict(check))
+        else:
+            self._send(405)
+
+    def _ping(self, method: str) -> None:
+        parts = self.path[len("/ping/") :].split("/")
+        code, kind = parts[0], parts[1] if len(parts) > 1 else "success"
+        check = next((c for c in self.fake.checks() if c["uuid"] == code), None)
+        if check is None or kind not in ("success", "fail", "start"):
+            self._send(404, "not found", kind="text")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode(errors="replace") if length else ""
+        check["n_pings"] += 1
+        check["status"] = {"success": "up", "fail": "down", "start": check["status"]}[kind]
+        self.fake.pings.append((code, kind, raw))
+        self._send(200, "OK", kind="text")
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+
+@contextmanager
+def running(fake: FakeHealthchecks, host: str = "127.0.0.1") -> Iterator[FakeHealthchecks]:
+    """Serve `fake` on a free loopback port for the duration of the block."""
+    handler = type("Handler", (_Handler,), {"fake": fake})
+    server = ThreadingHTTPServer((host, 0), handler)
+    fake.url = f"http://{host}:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()

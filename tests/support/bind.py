@@ -1,0 +1,109 @@
+"""A real BIND 9 on loopback, primary for one zone that accepts RFC 2136 updates signed with one TSIG key."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+NAMED = "/usr/sbin/named"
+
+
+@dataclass(frozen=True)
+class Bind:
+    port: int
+    zone: str
+    key_name: str
+    algorithm: str
+    secret: str
+    directory: Path
+
+    @property
+    def address(self) -> str:
+        return "127.0.0.1"
+
+    def dig(self, name: str, rtype: str = "A") -> list[str]:
+        """What the server answers for `name`, through the real `dig`."""
+        done = subprocess.run(
+            ["dig", "+short", "+tcp", "-p", str(self.port), f"@{self.address}", name, rtype],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return sorted(done.stdout.split())
+
+    def dig_full(self, name: str, rtype: str = "A") -> str:
+        """The answer section for `name`, with TTLs."""
+        done = subprocess.run(
+            ["dig", "+noall", "+answer", "+tcp", "-p", str(self.port), f"@{self.address}", name, rtype],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    def nsupdate(self, commands: str) -> None:
+        """Change the zone behind ephemeros' back, with the real `nsupdate`."""
+        script = f"server {self.address} {self.port}\nzone {self.zone}\n{commands}\nsend\n"
+        key = f"{self.algorithm}:{self.key_name}:{self.secret}"
+        subprocess.run(["nsupdate", "-v", "-y", key], input=script, text=True, check=True, capture_output=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def bind_server(zone: str, key_name: str = "ephemeros-test", algorithm: str = "hmac-sha256") -> Iterator[Bind]:
+    if not Path(NAMED).exists() or shutil.which("dig") is None or shutil.which("nsupdate") is None:
+        raise RuntimeError("BIND 9 is missing: run `make setup-test` (Debian: bind9 bind9-utils bind9-dnsutils)")
+    directory = Path(tempfile.mkdtemp(prefix="ephemeros-bind-"))
+    secret = base64.b64encode(os.urandom(32)).decode()
+    port = _free_port()
+    (directory / "named.conf").write_text(
+        f"""options {{
+    directory "{directory}";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    pid-file "{directory}/named.pid";
+    recursion no;
+    dnssec-validation no;
+}};
+controls {{ }};
+key "{key_name}" {{ algorithm {algorithm}; secret "{secret}"; }};
+zone "{zone}" {{ type primary; file "{directory}/zone.db"; allow-update {{ key "{key_name}"; }}; }};
+"""
+    )
+    (directory / "zone.db").write_text(
+        f"""$TTL 300
+@ IN SOA ns.{zone}. hostmaster.{zone}. 1 3600 600 86400 300
+@ IN NS ns.{zone}.
+ns IN A 127.0.0.1
+"""
+    )
+    log = (directory / "named.log").open("w")
+    named = subprocess.Popen([NAMED, "-g", "-n", "1", "-c", str(directory / "named.conf")], stdout=log, stderr=log)
+    server = Bind(port, zone, key_name, algorithm, secret, directory)
+    try:
+        deadline = time.monotonic() + 30
+        while "running" not in (directory / "named.log").read_text():
+            if named.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"named did not start:\n{(directory / 'named.log').read_text()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        named.terminate()
+        named.wait(timeout=10)
+        log.close()
+        shutil.rmtree(directory, ignore_errors=True)

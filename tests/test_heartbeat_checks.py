@@ -1,0 +1,218 @@
+"""Heartbeat checks: the HeartbeatCheck provider against the local Healthchecks server, and the node's script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
+
+from ignition import layout as L
+from ignition.render import render_template
+from providers import healthchecks
+from providers.healthchecks import HealthchecksError, HeartbeatCheckProvider
+from tests.fakes.healthchecks import FakeHealthchecks, Project, running
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHealthchecks]:
+    monkeypatch.setattr(healthchecks, "BACKOFF", 0.01)  # the same retries, with shorter waits
+    with running(FakeHealthchecks()) as server:
+        yield server
+
+
+@pytest.fixture
+def project(fake: FakeHealthchecks) -> Project:
+    return fake.add_project()
+
+
+def outs(result: CreateResult | UpdateResult | ReadResult) -> dict[str, Any]:
+    assert result.outs is not None
+    return result.outs
+
+
+def props(fake: FakeHealthchecks, project: Project, **changes: Any) -> dict[str, Any]:
+    return {
+        "apiUrl": fake.url,
+        "apiKey": project.api_key,
+        "name": "node1.lab.ephemeros.test",
+        "slug": "node1-lab-ephemeros-test",
+        "desc": "ephemeros: k3s agent node1",
+        "tags": ["ephemeros", "lab", "agent"],
+        "timeout": 300,
+        "grace": 60,
+        "channels": "*",
+        **changes,
+    }
+
+
+def test_create_makes_one_check_with_the_nodes_settings(fake: FakeHealthchecks, project: Project) -> None:
+    created = HeartbeatCheckProvider().create(props(fake, project))
+    assert created.id == "node1.lab.ephemeros.test"  # not the UUID, which is the ping secret
+    check = fake.check_named("node1.lab.ephemeros.test")
+    assert check is not None
+    assert (check["timeout"], check["grace"], check["tags"]) == (300, 60, "ephemeros lab agent")
+    assert check["channel_ids"] == [c["id"] for c in project.channels]  # "*": every integration
+    assert outs(created)["uuid"] == check["uuid"]
+    assert outs(created)["pingUrl"] == f"{fake.url}/ping/{check['uuid']}"
+
+
+def test_numbers_arrive_from_pulumi_as_floats_and_go_to_the_api_as_integers(
+    fake: FakeHealthchecks, project: Project
+) -> None:
+    HeartbeatCheckProvider().create(props(fake, project, timeout=300.0, grace=60.0))
+    check = fake.check_named("node1.lab.ephemeros.test")
+    assert check is not None
+    assert (check["timeout"], check["grace"]) == (300, 60)
+
+
+def test_a_retried_create_does_not_duplicate(fake: FakeHealthchecks, project: Project) -> None:
+    first = HeartbeatCheckProvider().create(props(fake, project))
+    again = HeartbeatCheckProvider().create(props(fake, project, grace=120))
+    assert len(fake.checks()) == 1
+    assert outs(again)["uuid"] == outs(first)["uuid"]
+    assert fake.checks()[0]["grace"] == 120
+
+
+def test_period_and_grace_update_in_place_a_new_name_replaces(fake: FakeHealthchecks, project: Project) -> None:
+    provider = HeartbeatCheckProvider()
+    created = provider.create(props(fake, project))
+    news = props(fake, project, timeout=600, grace=120, tags=["ephemeros", "lab", "agent", "rack2"])
+    diff = provider.diff(created.id, outs(created), news)
+    assert diff.changes is True
+    assert diff.replaces == []
+    updated = provider.update(created.id, outs(created), news)
+    check = fake.checks()[0]
+    assert (check["timeout"], check["grace"], check["tags"]) == (600, 120, "ephemeros lab agent rack2")
+    assert provider.diff(created.id, outs(updated), news).changes is False
+    renamed = provider.diff(created.id, outs(updated), {**news, "name": "node7.lab.ephemeros.test"})
+    assert renamed.replaces == ["name"]
+
+
+def test_refresh_notices_changes_and_deletion_by_hand(fake: FakeHealthchecks, project: Project) -> None:
+    provider = HeartbeatCheckProvider()
+    created = provider.create(props(fake, project))
+    fake.checks()[0]["grace"] = 3600  # edited in the web UI
+    read = provider.read(created.id, outs(created))
+    assert outs(read)["grace"] == 3600
+    assert provider.diff(created.id, outs(read), props(fake, project)).changes is True
+
+    del project.checks[outs(created)["uuid"]]  # deleted in the web UI
+    assert provider.read(created.id, outs(created)).id is None
+
+
+def test_delete_removes_the_check_and_tolerates_it_being_gone(fake: FakeHealthchecks, project: Project) -> None:
+    provider = HeartbeatCheckProvider()
+    created = provider.create(props(fake, project))
+    provider.delete(created.id, outs(created))
+    assert fake.checks() == []
+    provider.delete(created.id, outs(created))  # 404: already gone
+
+
+def test_429_and_5xx_are_retried_with_backoff(fake: FakeHealthchecks, project: Project) -> None:
+    fake.fail_next(429, retry_after=1, error="rate limited")
+    fake.fail_next(503, times=2)
+    HeartbeatCheckProvider().create(props(fake, project))
+    assert len(fake.checks()) == 1
+    assert [m for m, path in fake.requests if path == "/api/v3/checks/"] == ["POST"] * 4
+
+
+def test_an_outage_fails_naming_the_check_and_the_answer(fake: FakeHealthchecks, project: Project) -> None:
+    fake.fail_next(500, times=10, error="database is down")
+    with pytest.raises(
+        HealthchecksError, match=r"check 'node1\.lab\.ephemeros\.test': POST .* answered 500: database is down"
+    ):
+        HeartbeatCheckProvider().create(props(fake, project))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"timeout": 30}, "answered 400: json validation error: timeout is too small"),
+        ({"grace": 40000000}, "answered 400: json validation error: grace is too large"),
+        ({"channels": "Slack"}, "answered 400: invalid channel identifier: Slack"),
+        ({"slug": "Node 1"}, "answered 400: json validation error: slug does not match pattern"),
+    ],
+)
+def test_api_validation_errors_carry_the_apis_message(
+    fake: FakeHealthchecks, project: Project, changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(HealthchecksError, match=r"check 'node1\.lab\.ephemeros\.test': .*" + message):
+        HeartbeatCheckProvider().create(props(fake, project, **changes))
+
+
+def test_a_wrong_key_is_refused_and_never_repeated(fake: FakeHealthchecks, project: Project) -> None:
+    wrong = "f" * 32
+    with pytest.raises(HealthchecksError, match=r"answered 401: wrong api key .*read-write API key") as raised:
+        HeartbeatCheckProvider().create(props(fake, project, apiKey=wrong))
+    assert wrong not in str(raised.value)
+    with pytest.raises(HealthchecksError, match="answered 401: wrong api key"):
+        HeartbeatCheckProvider().create(props(fake, project, apiKey=project.read_only_key))
+
+
+def test_the_check_limit_is_reported(fake: FakeHealthchecks) -> None:
+    small = fake.add_project(check_limit=1)
+    HeartbeatCheckProvider().create(props(fake, small))
+    with pytest.raises(HealthchecksError, match=r"answered 403: .*check limit"):
+        HeartbeatCheckProvider().create(props(fake, small, name="node2.lab.ephemeros.test"))
+
+
+# --- the node's heartbeat script ---------------------------------------------------------------------------
+
+
+def heartbeat(fake: FakeHealthchecks, workdir: Path, role: str, k3s_state: str, ready: bool, **env: str) -> int:
+    """Run the node's heartbeat script with stand-ins for systemctl and k3s; curl and the network are real."""
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\n[ "$2" = --quiet ] || echo {k3s_state}\n[ {k3s_state} = active ]\n')
+    (bin_dir / "k3s").write_text(f"#!/bin/sh\n{'echo ok' if ready else 'echo not ready >&2; exit 1'}\n")
+    script = render_template("scripts/heartbeat.sh").replace(L.K3S_BINARY, str(bin_dir / "k3s"))
+    (workdir / "heartbeat").write_text(script)
+    for program in bin_dir.iterdir():
+        program.chmod(0o755)
+    done = subprocess.run(
+        ["bash", str(workdir / "heartbeat"), role],
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode
+
+
+@pytest.fixture
+def checks(fake: FakeHealthchecks, project: Project) -> tuple[str, str]:
+    node = outs(HeartbeatCheckProvider().create(props(fake, project)))["pingUrl"]
+    cluster = outs(HeartbeatCheckProvider().create(props(fake, project, name="cluster lab", slug="cluster-lab")))
+    return node, cluster["pingUrl"]
+
+
+def test_a_healthy_server_pings_its_check_and_the_clusters(
+    fake: FakeHealthchecks, checks: tuple[str, str], tmp_path: Path
+) -> None:
+    node, cluster = checks
+    assert heartbeat(fake, tmp_path, "server", "active", True, HEARTBEAT_URL=node, CLUSTER_HEARTBEAT_URL=cluster) == 0
+    kinds = [(code, kind) for code, kind, _ in fake.pings]
+    assert kinds == [(node.rsplit("/", 1)[1], "success"), (cluster.rsplit("/", 1)[1], "success")]
+    assert fake.pings[0][2].endswith(": k3s server healthy")
+
+
+def test_an_unready_api_server_pings_fail_with_the_reason_and_spares_the_cluster(
+    fake: FakeHealthchecks, checks: tuple[str, str], tmp_path: Path
+) -> None:
+    node, cluster = checks
+    heartbeat(fake, tmp_path, "server", "active", False, HEARTBEAT_URL=node, CLUSTER_HEARTBEAT_URL=cluster)
+    assert [(kind, body.split(": ", 1)[1]) for _, kind, body in fake.pings] == [
+        ("fail", "API server not ready: not ready")
+    ]
+    assert fake.check_named("node1.lab.ephemeros.test")["status"] == "down"  # type: ignore[index]
+
+
+def test_a_stopped_k3s_pings_fail(fake: FakeHealthchecks, checks: tuple[str, str], tmp_path: Path) -> None:
+    node, _ = checks
+    heartbeat(fake, tmp_path, "agent", "inactive", True, HEARTBEAT_URL=node)
+    assert [(kind, body.split(": ", 1)[1]) for _, kind, body in fake.pings] == [("fail", "k3s.service is inactive")]
