@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pulumi
 
+from components.build_dir import BuildDir
 from components.cluster import Cluster, ClusterArgs, needs_dns_updater
 from components.stack_config import check_boot_files, check_dns_updater, load_stack_settings
 
@@ -15,7 +16,7 @@ cluster = Cluster(
         settings,
         loaded.credentials,
         boot_files=check_boot_files(settings, Path.cwd()),
-        build_dir=Path("build") / pulumi.get_stack(),
+        build_dir=BuildDir(Path("build") / pulumi.get_stack()),
         dns_updater=check_dns_updater(settings, Path.cwd()) if needs_dns_updater(settings) else None,
     ),
 )

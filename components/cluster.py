@@ -8,12 +8,14 @@ from pathlib import Path
 import pulumi
 
 from bootmedia.bootloader import BootFiles
+from bootmedia.image import sha256_file
+from components.build_dir import BuildDir
 from components.dns import DnsRecords, DnsRecordsArgs
 from components.heartbeat import heartbeat_check, uses_healthchecks
 from components.node import Node, NodeArgs
 from components.secrets import ClusterSecrets, ClusterSecretsArgs
 from ignition import layout as L
-from providers.local_file import LocalFile, sha256_of
+from providers.local_file import LocalFile
 from providers.stick_image import boot_files_input
 from settings.credentials import Credentials
 from settings.dns_plan import runtime_names
@@ -26,7 +28,7 @@ class ClusterArgs:
     settings: Settings
     credentials: Credentials
     boot_files: BootFiles  # checked by bootmedia.bootloader.check_bootloader
-    build_dir: Path
+    build_dir: BuildDir
     dns_updater: Path | None = None  # checked by components.stack_config.check_dns_updater, when nodes need it
 
 
@@ -51,12 +53,12 @@ class Cluster(pulumi.ComponentResource):
             # Nodes on DHCP fetch the RFC 2136 updater from next to their Ignition configs.
             LocalFile(
                 f"{name}-dns-updater",
-                path=str(args.build_dir / "ignition" / L.DNS_UPDATER_URL_PATH),
+                path=str(args.build_dir.ignition / L.DNS_UPDATER_URL_PATH),
                 source=args.dns_updater,
                 mode=0o755,
                 opts=child,
             )
-            dns_updater_sha256 = sha256_of(args.dns_updater.read_bytes())
+            dns_updater_sha256 = sha256_file(args.dns_updater)
 
         boot_files = boot_files_input(args.boot_files)
         self.nodes = {

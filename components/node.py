@@ -9,6 +9,7 @@ import pulumi
 
 from bootmedia.boot_script import boot_script, syslinux_config
 from bootmedia.secret_files import GeneratedSecrets, secret_files
+from components.build_dir import BuildDir
 from components.heartbeat import heartbeat_check, uses_healthchecks
 from components.secrets import ClusterSecrets
 from ignition.render import render_node_config, to_json
@@ -28,7 +29,7 @@ class NodeArgs:
     credentials: Credentials
     secrets: ClusterSecrets
     boot_files: dict[str, dict[str, str]]  # from providers.stick_image.boot_files_input
-    build_dir: Path  # relative to the project directory, e.g. build/dev
+    build_dir: BuildDir
     cluster_heartbeat_url: pulumi.Output[str] | None = None  # servers ping the cluster's check
     dns_updater_sha256: str | None = None
 
@@ -51,7 +52,7 @@ class Node(pulumi.ComponentResource):
 
         ignition = LocalFile(
             f"{name}-ignition",
-            path=str(args.build_dir / "ignition" / f"{node.hostname}.ign"),
+            path=str(args.build_dir.ignition_config(node.hostname)),
             content=to_json(render_node_config(settings, node, credentials, args.dns_updater_sha256)),
             mode=0o644,
             opts=child,
@@ -71,7 +72,7 @@ class Node(pulumi.ComponentResource):
         ).apply(lambda values: secret_files(settings, node, credentials, GeneratedSecrets(*values)))
         stick = StickImage(
             f"{name}-stick",
-            path=str(args.build_dir / "sticks" / f"{node.hostname}.img"),
+            path=str(args.build_dir.stick_image(node.hostname)),
             identity=f"{settings.cluster_name}/{node.hostname}",
             boot_script=boot_script(settings, node),
             syslinux_config=syslinux_config(),

@@ -11,7 +11,7 @@ version="$(sed -n 's/^pulumi==\([0-9.]*\).*/\1/p' "$root/requirements.txt")"
 [ -n "$version" ] || { echo "engine/build.sh: no pulumi==<version> pin in requirements.txt" >&2; exit 1; }
 
 command -v go >/dev/null || { echo "engine/build.sh: Go is needed to build the Pulumi engine (https://go.dev/dl)" >&2; exit 1; }
-export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
+export GOFLAGS="-mod=readonly -buildvcs=false"  # a Go older than go.mod asks for fetches the right toolchain
 
 stamp="$( { echo "$version"; go version; cat "$root"/engine/cli/go.{mod,sum} "$root"/engine/langhost/*; } | sha256sum | cut -d' ' -f1)"
 if [ -x "$bin/pulumi" ] && [ "$(cat "$bin/.engine-stamp" 2>/dev/null)" = "$stamp" ]; then

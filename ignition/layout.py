@@ -45,3 +45,8 @@ DDNS_UNIT: Final = "ddns.service"
 DDNS_TIMER: Final = "ddns.timer"
 
 K3S_API_PORT: Final = 6443
+
+
+def config_name(hostname: str) -> str:
+    """The file name of a node's public Ignition config, as served under ignitionBaseUrl."""
+    return f"{hostname}.ign"

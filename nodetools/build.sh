@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/.tools/nodetools"
 command -v go >/dev/null || { echo "nodetools/build.sh: Go is needed (https://go.dev/dl)" >&2; exit 1; }
-export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 GOOS=linux GOARCH=amd64
+export GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 GOOS=linux GOARCH=amd64
 
 stamp="$( { go version; cat "$root"/nodetools/dnsupdate/*; } | sha256sum | cut -d' ' -f1)"
 if [ -x "$out/ephemeros-dnsupdate" ] && [ "$(cat "$out/.stamp" 2>/dev/null)" = "$stamp" ]; then

@@ -68,8 +68,10 @@ class HealthchecksApi:
         try:
             response = self.session.request(method, url, json=body, headers=self.headers, timeout=TIMEOUT)
         except requests.RequestException as error:
+            # The exception's text quotes the URL, and a check's URL holds its UUID, which is a secret.
+            reason = str(error).replace(url[len(self.base) :], "<check>") if url != self.base else str(error)
             raise HealthchecksError(
-                f"healthchecks check {check!r}: {method} {self._where(url)} failed: {error}"
+                f"healthchecks check {check!r}: {method} {self._where(url)} failed: {reason}"
             ) from None
         return response
 

@@ -16,6 +16,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
+from bootmedia.image import sha256_file
+
 
 def write_atomically(path: Path, data: bytes, mode: int) -> None:
     """Write `data` to `path` with `mode` from the first byte on, replacing any old file in one step."""
@@ -100,5 +102,5 @@ class LocalFile(Resource, module="ephemeros", name="LocalFile"):
             raise ValueError("give a LocalFile either content or source")
         props: dict[str, Any] = {"path": path, "content": content, "mode": mode, "sha256": None}
         if source is not None:
-            props |= {"source": str(source), "sourceSha256": sha256_of(source.read_bytes())}
+            props |= {"source": str(source), "sourceSha256": sha256_file(source)}
         super().__init__(LocalFileProvider(), name, props, opts)

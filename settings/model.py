@@ -13,6 +13,7 @@ from urllib.parse import quote
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from ignition.layout import config_name
 from settings.types import (
     AbsolutePath,
     DnsName,
@@ -283,7 +284,7 @@ class Settings(Model):
         return f"{node.hostname}.{self.domain}"
 
     def ignition_url(self, node: Node) -> str:
-        return f"{self.ignition_base_url}/{node.hostname}.ign"
+        return f"{self.ignition_base_url}/{config_name(node.hostname)}"
 
     def node(self, hostname: str) -> Node:
         return next(n for n in self.nodes if n.hostname == hostname)

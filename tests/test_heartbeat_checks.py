@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,3 +217,13 @@ def test_a_stopped_k3s_pings_fail(fake: FakeHealthchecks, checks: tuple[str, str
     node, _ = checks
     heartbeat(fake, tmp_path, "agent", "inactive", True, HEARTBEAT_URL=node)
     assert [(kind, body.split(": ", 1)[1]) for _, kind, body in fake.pings] == [("fail", "k3s.service is inactive")]
+
+
+def test_an_unreachable_api_fails_without_quoting_the_checks_uuid(fake: FakeHealthchecks, project: Project) -> None:
+    created = outs(HeartbeatCheckProvider().create(props(fake, project)))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(HealthchecksError, match=r"GET http://127\.0\.0\.1:\d+/api/v3/checks/ failed") as raised:
+        HeartbeatCheckProvider().read("node1", {**created, "apiUrl": closed})
+    assert created["uuid"] not in str(raised.value)

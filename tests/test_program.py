@@ -11,6 +11,7 @@ import pulumi
 import pytest
 
 from bootmedia.bootloader import check_bootloader
+from components.build_dir import BuildDir
 from components.cluster import Cluster, ClusterArgs
 from settings import load_settings
 from tests.support.stack import REPO, SECRET_VALUES, full_settings, secret_keys, to_raw
@@ -53,7 +54,7 @@ def make_cluster() -> Cluster:
     doc, secret = full_settings()
     loaded = load_settings(to_raw(doc), secret_keys(secret))
     boot_files = check_bootloader(loaded.settings.bootloader, REPO)
-    return Cluster("lab", ClusterArgs(loaded.settings, loaded.credentials, boot_files, Path("build/test")))
+    return Cluster("lab", ClusterArgs(loaded.settings, loaded.credentials, boot_files, BuildDir(Path("build/test"))))
 
 
 @mock_test
@@ -163,7 +164,9 @@ def make_cluster_with_services() -> Cluster:
     loaded = load_settings(to_raw(doc), secret_keys(secret))
     boot_files = check_bootloader(loaded.settings.bootloader, REPO)
     updater = REPO / ".tools/nodetools/ephemeros-dnsupdate"
-    return Cluster("lab", ClusterArgs(loaded.settings, loaded.credentials, boot_files, Path("build/test"), updater))
+    return Cluster(
+        "lab", ClusterArgs(loaded.settings, loaded.credentials, boot_files, BuildDir(Path("build/test")), updater)
+    )
 
 
 @mock_test

@@ -1,0 +1,24 @@
+"""Where a stack's artifacts go on the machine that runs Pulumi: build/<stack>/, relative to the project."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ignition import layout as L
+
+
+@dataclass(frozen=True)
+class BuildDir:
+    root: Path  # e.g. build/dev
+
+    @property
+    def ignition(self) -> Path:
+        """Everything served at ignitionBaseUrl: the nodes' configs and the programs they download."""
+        return self.root / "ignition"
+
+    def ignition_config(self, hostname: str) -> Path:
+        return self.ignition / L.config_name(hostname)
+
+    def stick_image(self, hostname: str) -> Path:
+        return self.root / "sticks" / f"{hostname}.img"
