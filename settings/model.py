@@ -85,7 +85,8 @@ class Flatcar(Model):
     )
 
     kernel_args: tuple[KernelArg, ...] = Field(
-        default=("console=tty0", "console=ttyS0,115200n8"),
+        # Kernel messages on both; the last console (the screen) is the one a logged-in user and systemd get.
+        default=("console=ttyS0,115200n8", "console=tty0"),
         description="kernel arguments for every node, after those ephemeros sets",
     )
 

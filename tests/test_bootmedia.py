@@ -65,8 +65,8 @@ def test_boot_script_boots_the_pinned_flatcar_with_the_nodes_ignition() -> None:
         "initrd=flatcar_production_pxe_image.cpio.gz",
         "flatcar.first_boot=1",
         "ignition.config.url=http://10.0.2.2:8080/node1.ign",
-        "console=tty0",
         "console=ttyS0,115200n8",
+        "console=tty0",
         "flatcar.autologin",
     ]
     assert "initrd ${base-url}/flatcar_production_pxe_image.cpio.gz || goto no_download" in script

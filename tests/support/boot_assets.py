@@ -1,14 +1,14 @@
 """A stand-in for Flatcar's PXE kernel and initrd: Debian's kernel and a busybox init that reports what it sees.
 
 The init prints the kernel command line, finds the partition labelled `secrets` (loading the USB, SCSI and
-ext4 modules it needs), and lists its files with modes, owners and sha256 on the serial console, then powers
-off. Packages come from this machine's Debian mirror through apt, which checks them against the archive's
+ext4 modules it needs), and lists its files with modes, owners and sha256 on the serial port, then powers off. Packages come from this machine's Debian mirror through apt, which checks them against the archive's
 signed index; everything is cached under .tools/test-assets.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import shutil
@@ -28,7 +28,7 @@ INIT = """#!/bin/busybox sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-say() {{ echo "{marker} $*" > /dev/console; }}
+say() {{ echo "{marker} $*" > /dev/ttyS0; }}
 say "cmdline $(cat /proc/cmdline)"
 {insmods}
 device=""
@@ -94,7 +94,8 @@ def _cpio_newc(root: Path) -> bytes:
 def boot_assets() -> BootAssets:
     """Build (once) and return the test kernel and initrd."""
     kernel_pkg = _kernel_package()
-    done = CACHE / kernel_pkg
+    recipe = hashlib.sha256(f"{kernel_pkg}\n{MODULES}\n{INIT}".encode()).hexdigest()[:12]
+    done = CACHE / f"{kernel_pkg}-{recipe}"  # a changed init or module list builds anew
     kernel, initrd = done / "vmlinuz", done / "initrd.cpio.gz"
     if kernel.is_file() and initrd.is_file():
         return BootAssets(kernel, initrd)
