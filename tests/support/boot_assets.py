@@ -1,8 +1,9 @@
 """A stand-in for Flatcar's PXE kernel and initrd: Debian's kernel and a busybox init that reports what it sees.
 
 The init prints the kernel command line, finds the partition labelled `secrets` (loading the USB, SCSI and
-ext4 modules it needs), and lists its files with modes, owners and sha256 on the serial port, then powers off. Packages come from this machine's Debian mirror through apt, which checks them against the archive's
-signed index; everything is cached under .tools/test-assets.
+ext4 modules it needs), and lists its files with modes, owners and sha256 on the serial port, then powers off.
+Packages come from this machine's Debian mirror through apt, which checks them against the archive's signed
+index; everything is cached under .tools/test-assets.
 """
 
 from __future__ import annotations
