@@ -5,8 +5,9 @@ from pathlib import Path
 import pulumi
 
 from components.build_dir import BuildDir
-from components.cluster import Cluster, ClusterArgs, needs_dns_updater
+from components.cluster import Cluster, ClusterArgs
 from components.stack_config import check_boot_files, check_dns_updater, load_stack_settings
+from settings.dns_plan import needs_dns_updater
 
 loaded = load_stack_settings()
 settings = loaded.settings

@@ -18,7 +18,6 @@ from ignition import layout as L
 from providers.local_file import LocalFile
 from providers.stick_image import boot_files_input
 from settings.credentials import Credentials
-from settings.dns_plan import runtime_names
 from settings.heartbeat_plan import cluster_check
 from settings.model import Settings
 
@@ -51,14 +50,15 @@ class Cluster(pulumi.ComponentResource):
         dns_updater_sha256 = None
         if args.dns_updater is not None:
             # Nodes on DHCP fetch the RFC 2136 updater from next to their Ignition configs.
+            dns_updater_sha256 = sha256_file(args.dns_updater)
             LocalFile(
                 f"{name}-dns-updater",
                 path=str(args.build_dir.ignition / L.DNS_UPDATER_URL_PATH),
                 source=args.dns_updater,
+                source_sha256=dns_updater_sha256,
                 mode=0o755,
                 opts=child,
             )
-            dns_updater_sha256 = sha256_file(args.dns_updater)
 
         boot_files = boot_files_input(args.boot_files)
         self.nodes = {
@@ -84,8 +84,3 @@ class Cluster(pulumi.ComponentResource):
 
     def nodes_output(self) -> dict[str, dict[str, pulumi.Input[str]]]:
         return {hostname: node.summary() for hostname, node in self.nodes.items()}
-
-
-def needs_dns_updater(settings: Settings) -> bool:
-    """Whether any node keeps its own RFC 2136 records, and so downloads the updater."""
-    return any(n.via_rfc2136 for node in settings.nodes for n in runtime_names(settings, node))

@@ -46,9 +46,14 @@ def check_dns_updater(settings: Settings, project_dir: Path) -> Path:
     if rfc2136 is None:
         raise ValueError("only nodes that keep RFC 2136 records need the updater")
     path = project_dir / rfc2136.updater
-    if not path.is_file() or not path.read_bytes().startswith(b"\x7fELF"):
+    if not path.is_file() or not _is_elf(path):
         raise pulumi.RunError(
             f"ephemeros:dns.rfc2136.updater: {path} is missing or not a program: run `make up` (which builds it "
             "from nodetools/dnsupdate), or name a static x86_64 build of it"
         )
     return path
+
+
+def _is_elf(path: Path) -> bool:
+    with path.open("rb") as program:
+        return program.read(4) == b"\x7fELF"

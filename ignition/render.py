@@ -37,6 +37,16 @@ def _file(path: str, text: str, mode: int) -> dict[str, Any]:
     return {"path": path, "mode": mode, "overwrite": True, "contents": {"source": data_url(text)}}
 
 
+def _remote_file(path: str, url: str, sha256: str, mode: int) -> dict[str, Any]:
+    """A file Ignition downloads at first boot; a wrong sha256 stops the boot."""
+    return {
+        "path": path,
+        "mode": mode,
+        "overwrite": True,
+        "contents": {"source": url, "verification": {"hash": f"sha256-{sha256}"}},
+    }
+
+
 def _unit(name: str, contents: str | None = None, *, enabled: bool = True, mask: bool = False) -> dict[str, Any]:
     unit: dict[str, Any] = {"name": name}
     if mask:
@@ -126,17 +136,8 @@ def _ddns(settings: Settings, node: Node, dns_updater_sha256: str | None) -> tup
     if via_rfc2136:
         if dns_updater_sha256 is None:
             raise ValueError("the DNS updater's sha256 is needed to render a node that updates RFC 2136 records")
-        files.append(
-            {
-                "path": L.DNS_UPDATER,
-                "mode": MODE_EXECUTABLE,
-                "overwrite": True,
-                "contents": {
-                    "source": f"{settings.ignition_base_url}/{L.DNS_UPDATER_URL_PATH}",
-                    "verification": {"hash": f"sha256-{dns_updater_sha256}"},
-                },
-            }
-        )
+        url = f"{settings.ignition_base_url}/{L.DNS_UPDATER_URL_PATH}"
+        files.append(_remote_file(L.DNS_UPDATER, url, dns_updater_sha256, MODE_EXECUTABLE))
     units = [
         _unit(L.DDNS_UNIT, render_template("units/ddns.service"), enabled=False),
         _unit(L.DDNS_TIMER, render_template("units/ddns.timer", period=dns.update_period)),
@@ -153,15 +154,7 @@ def render_node_config(
     """
     files = [
         _file("/etc/hostname", f"{node.hostname}\n", MODE_CONFIG),
-        {
-            "path": L.K3S_BINARY,
-            "mode": MODE_EXECUTABLE,
-            "overwrite": True,
-            "contents": {
-                "source": settings.k3s.binary_url,
-                "verification": {"hash": f"sha256-{settings.k3s.sha256}"},
-            },
-        },
+        _remote_file(L.K3S_BINARY, settings.k3s.binary_url, settings.k3s.sha256, MODE_EXECUTABLE),
         _file(L.K3S_CONFIG, yaml.safe_dump(k3s_config(settings, node), sort_keys=True), MODE_PRIVATE),
         *_network_files(node),
     ]

@@ -76,7 +76,7 @@ class LocalFileProvider(ResourceProvider):
             return ReadResult(id_=None, outs={})
         return ReadResult(
             id_=id_,
-            outs={"path": props["path"], "mode": path.stat().st_mode & 0o7777, "sha256": sha256_of(path.read_bytes())},
+            outs={"path": props["path"], "mode": path.stat().st_mode & 0o7777, "sha256": sha256_file(path)},
         )
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
@@ -96,11 +96,13 @@ class LocalFile(Resource, module="ephemeros", name="LocalFile"):
         content: pulumi.Input[str] | None = None,
         mode: int = 0o644,
         source: Path | None = None,
+        source_sha256: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`source_sha256` saves hashing `source` again when the caller has already done it."""
         if (content is None) == (source is None):
             raise ValueError("give a LocalFile either content or source")
         props: dict[str, Any] = {"path": path, "content": content, "mode": mode, "sha256": None}
         if source is not None:
-            props |= {"source": str(source), "sourceSha256": sha256_file(source)}
+            props |= {"source": str(source), "sourceSha256": source_sha256 or sha256_file(source)}
         super().__init__(LocalFileProvider(), name, props, opts)

@@ -79,3 +79,8 @@ def runtime_names(settings: Settings, node: Node) -> list[RuntimeName]:
     if node.role == "server":
         names.append(name(dns.primary_record, True, namecheap, rfc2136))
     return names
+
+
+def needs_dns_updater(settings: Settings) -> bool:
+    """Whether any node keeps its own RFC 2136 records, and so downloads the updater."""
+    return any(n.via_rfc2136 for node in settings.nodes for n in runtime_names(settings, node))

@@ -11,6 +11,8 @@ import yaml
 
 from settings import NAMESPACE
 
+REPO = Path(__file__).resolve().parents[2]
+
 # A real ed25519 public key whose private half was thrown away.
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILY9Yw23VJ4gHbd+RofU9iScY1bdpnqijBk+ZP8EsMOA test@ephemeros"
 K3S_SHA256 = "835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f"
@@ -81,9 +83,6 @@ def secret_keys(keys: set[str]) -> set[str]:
 
 def edited(doc: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(doc)
-
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def project_defaults() -> dict[str, Any]:
