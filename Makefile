@@ -31,7 +31,8 @@ APT_TEST := ignition policycoreutils systemd qemu-system-x86 ovmf seabios busybo
 
 ON_STACK := --stack $(STACK) --non-interactive
 
-.PHONY: help up preview destroy refresh env test lint format lock setup setup-test deps deps-test engine ipxe nodetools stack serve clean bench
+.PHONY: help up preview destroy refresh env test lint format generate lock setup setup-test deps deps-test engine ipxe \
+	nodetools stack serve clean bench
 
 help:
 	@echo "make up       set up and run 'pulumi up' on the $(STACK) stack"
@@ -39,6 +40,8 @@ help:
 	@echo "make preview | destroy | refresh   the same Pulumi commands on the $(STACK) stack"
 	@echo "eval \"\$$(make -s env)\"   use plain 'pulumi ...' in this shell afterwards"
 	@echo "make lint     ruff and mypy;  make lock   re-pin requirements*.txt from requirements*.in"
+	@echo "make generate   remake Pulumi.yaml's config block and docs/settings.md from the models in settings/"
+	@echo "make serve [SERVE_ADDRESS=0.0.0.0]   serve build/\$$STACK/ignition on port 8080 (default: loopback only)"
 	@echo "make bench    measure stick builds (1, 10, 50 nodes) and QEMU boots"
 
 up: setup stack
@@ -62,16 +65,19 @@ test: setup-test lint
 bench: setup-test
 	$(VENV)/bin/python -m bench.sticks
 
-lint: setup-test
+lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-format: setup-test
+format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-lock: setup-test
+generate: $(VENV)/.runtime
+	$(VENV)/bin/python -m settings.schema
+
+lock: $(VENV)/.dev
 	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements.txt requirements.in
 	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements-dev.txt requirements-dev.in
 
@@ -110,12 +116,17 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 .pulumi-passphrase:
 	umask 077; head -c 32 /dev/urandom | base64 > $@
 
+# Creates the stack if need be, without selecting it: every command here names its stack, and a plain `pulumi`
+# command afterwards still works on the stack you selected yourself.
 stack: .pulumi-passphrase
-	@pulumi stack select $(STACK) --non-interactive 2>/dev/null || pulumi stack init $(STACK) --non-interactive --secrets-provider passphrase
+	@pulumi stack ls --json 2>/dev/null | grep -q '"name": "$(STACK)"' || \
+		pulumi stack init $(STACK) --no-select --non-interactive --secrets-provider passphrase
 
-# Serve the stack's public Ignition configs on port 8080, where the dev stack's nodes look for them.
+# Serve the stack's public Ignition configs on port 8080, where the dev stack's nodes look for them (QEMU guests
+# reach the host's loopback as 10.0.2.2). SERVE_ADDRESS=<this machine's LAN address> serves a LAN.
+SERVE_ADDRESS ?= 127.0.0.1
 serve:
-	cd build/$(STACK)/ignition && $(PYTHON) -m http.server 8080
+	$(PYTHON) scripts/serve.py --bind $(SERVE_ADDRESS) --port 8080 build/$(STACK)/ignition
 
 clean:
 	rm -rf build

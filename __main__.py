@@ -4,21 +4,25 @@ from pathlib import Path
 
 import pulumi
 
-from components.build_dir import BuildDir
+from base.build_layout import BuildDir
 from components.cluster import Cluster, ClusterArgs
-from components.stack_config import check_boot_files, check_dns_updater, load_stack_settings
-from settings.dns_plan import needs_dns_updater
+from stack.config import load_stack_settings, stop
+from stack.preflight import PreflightError, check_machine
 
 loaded = load_stack_settings()
 settings = loaded.settings
+try:
+    machine = check_machine(settings, Path.cwd())
+except PreflightError as error:
+    stop(str(error))
 cluster = Cluster(
     settings.cluster_name,
     ClusterArgs(
         settings,
         loaded.credentials,
-        boot_files=check_boot_files(settings, Path.cwd()),
+        boot_files=machine.boot_files,
         build_dir=BuildDir(Path("build") / pulumi.get_stack()),
-        dns_updater=check_dns_updater(settings, Path.cwd()) if needs_dns_updater(settings) else None,
+        dns_updater=machine.dns_updater,
     ),
 )
 pulumi.export("nodes", cluster.nodes_output())

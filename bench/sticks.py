@@ -3,7 +3,7 @@
     make bench            (or: .venv/bin/python -m bench.sticks [--nodes 1 10 50] [--boots 3])
 
 Image builds are timed twice: the builder alone (bootmedia.image.build_image), and `pulumi up` of a whole stack
-with the real engine. Boots are timed from QEMU's start until the stand-in init reports (see tests/support).
+with the real engine. Boots are timed from QEMU's start until the stand-in init reports (see harness/).
 Results are printed as a table and written to build/bench/sticks.json. These are measurements, not tests.
 """
 
@@ -21,13 +21,13 @@ from bootmedia.boot_script import boot_script, syslinux_config
 from bootmedia.bootloader import check_bootloader
 from bootmedia.image import ImageSpec, build_image
 from bootmedia.secret_files import GeneratedSecrets, secret_files
+from harness import qemu
+from harness.boot_assets import MARKER, boot_assets
+from harness.http_server import serve_directory
+from harness.pulumi_project import PulumiProject
+from harness.stack import REPO, stack_settings, to_raw
 from settings import load_settings
 from settings.model import Bootloader
-from tests.support import qemu
-from tests.support.boot_assets import MARKER, boot_assets
-from tests.support.http_server import serve_directory
-from tests.support.pulumi_project import PulumiProject
-from tests.support.stack import REPO, stack_settings, to_raw
 
 FLATCAR_VERSION = "4593.2.5"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bootmedia import layout as B
+from base import stick_layout as B
+from base.templating import Templates
 from settings.model import Node, Settings
-from templating import render_template
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Templates(Path(__file__).parent / "templates")
 
 
 def kernel_args(settings: Settings, node: Node) -> list[str]:
@@ -23,8 +23,7 @@ def kernel_args(settings: Settings, node: Node) -> list[str]:
 
 
 def boot_script(settings: Settings, node: Node) -> str:
-    return render_template(
-        TEMPLATES,
+    return TEMPLATES.render(
         "autoexec.ipxe",
         hostname=node.hostname,
         cluster=settings.cluster_name,
@@ -37,4 +36,4 @@ def boot_script(settings: Settings, node: Node) -> str:
 
 
 def syslinux_config() -> str:
-    return render_template(TEMPLATES, "syslinux.cfg", bios_ipxe=B.BIOS_IPXE, boot_script=B.BOOT_SCRIPT)
+    return TEMPLATES.render("syslinux.cfg", bios_ipxe=B.BIOS_IPXE, boot_script=B.BOOT_SCRIPT)

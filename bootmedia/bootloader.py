@@ -5,11 +5,14 @@ Each check reads the file and fails with a message that says what is wrong and w
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import struct
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from base.hostfiles import sha256_file
 from settings.model import Bootloader
 
 GET_IPXE = (
@@ -31,12 +34,22 @@ class BootloaderError(ValueError):
 
 @dataclass(frozen=True)
 class BootFiles:
-    """Checked paths of everything the image builder copies onto the boot partition."""
+    """Checked paths of everything the image builder copies onto the boot partition, with their sha256 when checked
+    (so that a new iPXE or syslinux rebuilds the images, and a file changed since is noticed)."""
 
     ipxe_efi: Path
     ipxe_lkrn: Path
     gptmbr: Path
     ldlinux_c32: Path
+    sha256: Mapping[str, str] = field(default_factory=dict, compare=False)  # by key of paths(), when checked
+
+    def paths(self) -> dict[str, Path]:
+        return {
+            "ipxeEfi": self.ipxe_efi,
+            "ipxeLkrn": self.ipxe_lkrn,
+            "gptmbr": self.gptmbr,
+            "ldlinuxC32": self.ldlinux_c32,
+        }
 
 
 def _read(key: str, path: Path) -> bytes:
@@ -95,4 +108,5 @@ def check_bootloader(bootloader: Bootloader, project_dir: Path) -> BootFiles:
         raise BootloaderError("syslinuxDir", f"{gptmbr} is not syslinux's 440-byte GPT boot code")
     if shutil.which("syslinux") is None:
         raise BootloaderError("syslinuxDir", "the syslinux installer is not on PATH: install Debian's syslinux")
-    return BootFiles(efi, lkrn, gptmbr, ldlinux)
+    files = BootFiles(efi, lkrn, gptmbr, ldlinux)
+    return dataclasses.replace(files, sha256={key: sha256_file(path) for key, path in files.paths().items()})

@@ -1,8 +1,9 @@
 """Write a stick image to a device, refusing any device it could hurt, showing progress and verifying the result.
 
-A block device is written only if it is a whole, writable, removable disk that nothing is mounted from (directly,
-through a partition, or under device-mapper) and that holds no swap and not the running system. A regular file
-is written as it is (a copy of the image elsewhere, and how the tests exercise the writer).
+A device is written only if it is a whole, writable, removable block device (removable, or attached through USB,
+as many USB disks that call themselves fixed are) that nothing is mounted from (directly, through a partition, or
+under device-mapper) and that holds no swap and not the running system. Anything else is refused: a regular file
+included, since the image would land in it world-readable and no stick would be written.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class System:
         """Kernel name (e.g. sdb1) of the block device with this major:minor."""
         link = self.sys_root / "dev/block" / major_minor
         return link.resolve().name if link.exists() else None
+
+    def on_usb(self, name: str) -> bool:
+        """Whether the disk hangs off a USB bus (its sysfs path goes through a usb device)."""
+        return "/usb" in str(self.block(name).resolve())
 
     def attribute(self, name: str, attribute: str) -> str | None:
         try:
@@ -78,8 +83,8 @@ def check_block_device(name: str, image_size: int, system: System) -> None:
         raise DeviceRefused(f"/dev/{name} is not a block device this system knows")
     if (system.block(name) / "partition").exists():
         raise DeviceRefused(f"/dev/{name} is a partition: give the whole stick (e.g. /dev/sdX, not /dev/sdX1)")
-    if system.attribute(name, "removable") != "1":
-        raise DeviceRefused(f"/dev/{name} is not a removable device; ephemeros only writes USB sticks")
+    if system.attribute(name, "removable") != "1" and not system.on_usb(name):
+        raise DeviceRefused(f"/dev/{name} is neither removable nor attached through USB; ephemeros only writes sticks")
     if system.attribute(name, "ro") == "1":
         raise DeviceRefused(f"/dev/{name} is read-only (is the stick's lock switch on?)")
     for used, mount_point in system.mounts():
@@ -97,15 +102,20 @@ def check_block_device(name: str, image_size: int, system: System) -> None:
 
 
 def check_target(target: Path, image_size: int, system: System) -> None:
-    """Refuse anything but a regular file or an erasable whole removable disk."""
+    """Refuse anything but an erasable whole removable disk."""
     try:
         mode = target.stat().st_mode
     except FileNotFoundError:
         raise DeviceRefused(f"{target} does not exist: is the stick plugged in?") from None
+    except OSError as error:
+        raise DeviceRefused(f"{target} cannot be examined: {error.strerror}") from None
     if stat.S_ISREG(mode):
-        return
+        raise DeviceRefused(
+            f"{target} is a regular file, not a stick: name the stick's whole device, e.g. /dev/disk/by-id/usb-..."
+            " (to copy the image somewhere, use the stickImage output)"
+        )
     if not stat.S_ISBLK(mode):
-        raise DeviceRefused(f"{target} is neither a block device nor a regular file")
+        raise DeviceRefused(f"{target} is not a block device: name the stick's whole device")
     rdev = target.stat().st_rdev
     name = system.name_of(f"{os.major(rdev)}:{os.minor(rdev)}")
     if name is None:

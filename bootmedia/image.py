@@ -8,7 +8,6 @@ only when what it holds changes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -19,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootmedia import layout as B
+from base import node_layout as L
+from base import stick_layout as B
+from base.hostfiles import sha256_file
 from bootmedia.bootloader import BootFiles
-from ignition import layout as L
 
 # Debian package of each tool the build runs.
 TOOLS = {
@@ -184,11 +184,3 @@ def build_image(target: Path, spec: ImageSpec) -> str:
         digest = sha256_file(disk)
         os.replace(disk, target)
     return digest
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        for chunk in iter(lambda: data.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -1,14 +1,14 @@
 """The files of a node's secrets partition: only what that node needs. Pure.
 
-Each file is read by a unit in the node's Ignition (see ignition/layout.py for the names).
+Each file is read by a unit in the node's Ignition (see base/node_layout.py for the names).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from ignition import layout as L
+from base import node_layout as L
 from settings.credentials import Credentials
 from settings.dns_plan import runtime_names
 from settings.model import Node, Settings
@@ -68,3 +68,36 @@ def secret_files(
     if ddns:
         files[L.DDNS_ENV] = env_file(ddns)
     return files
+
+
+def _stand_ins(heartbeat: bool, cluster_heartbeat: bool) -> dict[str, str | None]:
+    """A distinct stand-in for each generated secret (None for a heartbeat URL the node does not have)."""
+    values: dict[str, str | None] = {f.name: f"<{f.name}>" for f in fields(GeneratedSecrets)}
+    values["heartbeat_url"] = values["heartbeat_url"] if heartbeat else None
+    values["cluster_heartbeat_url"] = values["cluster_heartbeat_url"] if cluster_heartbeat else None
+    return values
+
+
+def file_sources(
+    settings: Settings, node: Node, credentials: Credentials, *, heartbeat: bool, cluster_heartbeat: bool
+) -> dict[str, tuple[str, ...]]:
+    """`node`'s secret files, each with the generated secrets (GeneratedSecrets fields) it is made from.
+
+    Known before the secrets are: the files are made with a distinct stand-in for each secret, and each file's
+    sources are the stand-ins found in it. So each file can be made as soon as its own secrets are known.
+    """
+    stand_ins = _stand_ins(heartbeat, cluster_heartbeat)
+    files = secret_files(settings, node, credentials, GeneratedSecrets(**stand_ins))  # type: ignore[arg-type]
+    return {
+        name: tuple(source for source, value in stand_ins.items() if value is not None and value in content)
+        for name, content in files.items()
+    }
+
+
+def secret_file(
+    settings: Settings, node: Node, credentials: Credentials, name: str, sources: Mapping[str, str | None]
+) -> str:
+    """The content of `node`'s secret file `name`, from the generated secrets it is made from (file_sources)."""
+    stand_ins = _stand_ins(heartbeat=True, cluster_heartbeat=True)
+    generated = GeneratedSecrets(**{**stand_ins, **sources})  # type: ignore[arg-type]
+    return secret_files(settings, node, credentials, generated)[name]

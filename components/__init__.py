@@ -1,1 +1,2 @@
-"""Pulumi component resources: the thin shell that wires the pure core to resources."""
+"""Floor 4, components: the Pulumi component resources (`ephemeros:index:*`) that wire the pure core to the
+providers: Cluster, ClusterSecrets, Node, DnsRecords. Each child has `parent=self`; each registers its outputs."""

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import pulumi
 
+from base import node_layout as L
+from base.build_layout import BuildDir
+from base.hostfiles import sha256_file
 from bootmedia.bootloader import BootFiles
-from bootmedia.image import sha256_file
-from components.build_dir import BuildDir
 from components.dns import DnsRecords, DnsRecordsArgs
-from components.heartbeat import heartbeat_check, uses_healthchecks
+from components.heartbeat import heartbeat_check
 from components.node import Node, NodeArgs
 from components.secrets import ClusterSecrets, ClusterSecretsArgs
-from ignition import layout as L
 from providers.local_file import LocalFile
-from providers.stick_image import boot_files_input
 from settings.credentials import Credentials
-from settings.heartbeat_plan import cluster_check
+from settings.heartbeat_plan import cluster_check, uses_healthchecks
 from settings.model import Settings
 
 
@@ -28,7 +27,7 @@ class ClusterArgs:
     credentials: Credentials
     boot_files: BootFiles  # checked by bootmedia.bootloader.check_bootloader
     build_dir: BuildDir
-    dns_updater: Path | None = None  # checked by components.stack_config.check_dns_updater, when nodes need it
+    dns_updater: Path | None = None  # checked by the pre-flight checks, when nodes need it
 
 
 class Cluster(pulumi.ComponentResource):
@@ -60,7 +59,6 @@ class Cluster(pulumi.ComponentResource):
                 opts=child,
             )
 
-        boot_files = boot_files_input(args.boot_files)
         self.nodes = {
             node.hostname: Node(
                 f"{name}-{node.hostname}",
@@ -68,8 +66,8 @@ class Cluster(pulumi.ComponentResource):
                     settings,
                     node,
                     credentials,
-                    self.secrets,
-                    boot_files,
+                    self.secrets.for_node(node.hostname),
+                    args.boot_files,
                     args.build_dir,
                     cluster_heartbeat_url=cluster_url if node.role == "server" else None,
                     dns_updater_sha256=dns_updater_sha256,

@@ -38,10 +38,10 @@ class DnsRecords(pulumi.ComponentResource):
                 zone=rfc2136.zone,
                 key_name=rfc2136.key_name,
                 algorithm=rfc2136.algorithm,
-                secret=pulumi.Output.secret(secret),
+                secret=secret,
                 name=record.name,
                 type=record.type,
-                values=list(record.values),
+                values=record.values,
                 ttl=record.ttl,
                 opts=pulumi.ResourceOptions(parent=self),
             )

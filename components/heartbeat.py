@@ -18,17 +18,13 @@ def heartbeat_check(
     return HeartbeatCheck(
         resource_name,
         api_url=settings.heartbeat.api_url,
-        api_key=pulumi.Output.secret(credentials.healthchecks_api_key),
+        api_key=credentials.healthchecks_api_key,
         name=spec.name,
         slug=spec.slug,
         desc=spec.desc,
-        tags=list(spec.tags),
+        tags=spec.tags,
         timeout=spec.timeout,
         grace=spec.grace,
         channels=spec.channels,
         opts=opts,
     )
-
-
-def uses_healthchecks(settings: Settings) -> bool:
-    return settings.heartbeat is not None and settings.heartbeat.provider == "healthchecks"

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
 
+from base.build_layout import BuildDir
 from bootmedia.boot_script import boot_script, syslinux_config
-from bootmedia.secret_files import GeneratedSecrets, secret_files
-from components.build_dir import BuildDir
-from components.heartbeat import heartbeat_check, uses_healthchecks
-from components.secrets import ClusterSecrets
-from ignition.render import render_node_config, to_json
-from providers.local_file import LocalFile
+from bootmedia.bootloader import BootFiles
+from bootmedia.secret_files import file_sources, secret_file
+from components.heartbeat import heartbeat_check
+from components.secrets import NodeSecrets
+from ignition.render import node_config
+from providers.ignition_file import IgnitionFile
 from providers.stick_image import StickImage
 from providers.stick_writer import StickWriter
 from settings.credentials import Credentials
-from settings.heartbeat_plan import node_check
+from settings.heartbeat_plan import node_check, uses_healthchecks
 from settings.model import Node as NodeSettings
 from settings.model import Settings
 
@@ -27,11 +29,17 @@ class NodeArgs:
     settings: Settings
     node: NodeSettings
     credentials: Credentials
-    secrets: ClusterSecrets
-    boot_files: dict[str, dict[str, str]]  # from providers.stick_image.boot_files_input
+    secrets: NodeSecrets
+    boot_files: BootFiles  # checked by bootmedia.bootloader.check_bootloader
     build_dir: BuildDir
     cluster_heartbeat_url: pulumi.Output[str] | None = None  # servers ping the cluster's check
     dns_updater_sha256: str | None = None
+
+
+def _secret_file(
+    settings: Settings, node: NodeSettings, credentials: Credentials, name: str, sources: tuple[str, ...]
+) -> Callable[[list[str | None]], str]:
+    return lambda values: secret_file(settings, node, credentials, name, dict(zip(sources, values, strict=True)))
 
 
 class Node(pulumi.ComponentResource):
@@ -50,11 +58,15 @@ class Node(pulumi.ComponentResource):
         self.role = node.role
         self.ignition_url = settings.ignition_url(node)
 
-        ignition = LocalFile(
+        ignition = IgnitionFile(
             f"{name}-ignition",
             path=str(args.build_dir.ignition_config(node.hostname)),
-            content=to_json(render_node_config(settings, node, credentials, args.dns_updater_sha256)),
-            mode=0o644,
+            config=node_config(
+                settings,
+                node,
+                log_export=credentials.log_export_target is not None,
+                dns_updater_sha256=args.dns_updater_sha256,
+            ),
             opts=child,
         )
         self.ignition_file = ignition.path.apply(lambda p: str(Path(p).resolve()))
@@ -63,13 +75,27 @@ class Node(pulumi.ComponentResource):
         if uses_healthchecks(settings):
             check = heartbeat_check(f"{name}-heartbeat", node_check(settings, node), settings, credentials, child)
             heartbeat_url = check.ping_url
-        files = pulumi.Output.all(
-            args.secrets.server_token,
-            args.secrets.agent_token,
-            args.secrets.node_passwords[node.hostname],
-            heartbeat_url,
-            args.cluster_heartbeat_url,
-        ).apply(lambda values: secret_files(settings, node, credentials, GeneratedSecrets(*values)))
+        generated: dict[str, pulumi.Input[str | None]] = {
+            "server_token": args.secrets.server_token,
+            "agent_token": args.secrets.agent_token,
+            "node_password": args.secrets.node_password,
+            "heartbeat_url": heartbeat_url,
+            "cluster_heartbeat_url": args.cluster_heartbeat_url,
+        }
+        sources = file_sources(
+            settings,
+            node,
+            credentials,
+            heartbeat=heartbeat_url is not None,
+            cluster_heartbeat=args.cluster_heartbeat_url is not None,
+        )
+        # Each file waits only for its own secrets, so a preview shows which files a change touches.
+        files = {
+            file: pulumi.Output.all(*(generated[source] for source in needed)).apply(
+                _secret_file(settings, node, credentials, file, needed)
+            )
+            for file, needed in sources.items()
+        }
         stick = StickImage(
             f"{name}-stick",
             path=str(args.build_dir.stick_image(node.hostname)),
@@ -77,7 +103,7 @@ class Node(pulumi.ComponentResource):
             boot_script=boot_script(settings, node),
             syslinux_config=syslinux_config(),
             boot_files=args.boot_files,
-            secret_files=pulumi.Output.secret(files),
+            secret_files=files,
             opts=child,
         )
         self.stick_image = stick.path.apply(lambda p: str(Path(p).resolve()))

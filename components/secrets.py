@@ -18,6 +18,15 @@ class ClusterSecretsArgs:
     settings: Settings
 
 
+@dataclass(frozen=True)
+class NodeSecrets:
+    """The generated secrets one node's stick carries."""
+
+    server_token: pulumi.Output[str]
+    agent_token: pulumi.Output[str]
+    node_password: pulumi.Output[str]
+
+
 class ClusterSecrets(pulumi.ComponentResource):
     """Secrets made once and kept: stable across `pulumi up`s, rotated only through `rotate` or `--replace`."""
 
@@ -31,7 +40,7 @@ class ClusterSecrets(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         def secret(suffix: str, length: int, generation: int) -> pulumi.Output[str]:
-            return pulumi.Output.secret(RandomSecret(f"{name}-{suffix}", length, generation, child).result)
+            return RandomSecret(f"{name}-{suffix}", length=length, generation=generation, opts=child).result
 
         self.server_token = secret("server-token", TOKEN_LENGTH, rotate.server_token)
         self.agent_token = secret("agent-token", TOKEN_LENGTH, rotate.agent_token)
@@ -46,3 +55,6 @@ class ClusterSecrets(pulumi.ComponentResource):
         self.register_outputs(
             {"serverToken": self.server_token, "agentToken": self.agent_token, "nodePasswords": self.node_passwords}
         )
+
+    def for_node(self, hostname: str) -> NodeSecrets:
+        return NodeSecrets(self.server_token, self.agent_token, self.node_passwords[hostname])

@@ -1,61 +1,64 @@
 """Render a node's public Ignition config (spec 3.3.0) from validated settings.
 
-Pure: no Pulumi, no I/O beyond reading the templates. The result holds no secret by construction, since no
-credential or generated secret is an input here; the units read those from the stick at run time.
+Pure: no Pulumi, no I/O beyond reading the templates. The result holds no secret by construction: no credential
+and no generated secret is an input here (the units read those from the stick at run time), which the signature
+of `node_config` enforces.
+
+A node's config is first made in a readable form, `NodeConfig` (files by path with their text, units by name),
+which is what `pulumi preview --diff` shows; `to_ignition` turns it into Ignition's JSON form (data: URLs).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 import yaml
 
-from ignition import layout as L
-from settings.credentials import Credentials
+from base import node_layout as L
+from base.templating import Templates
 from settings.dns_plan import namecheap_domain, runtime_names
 from settings.model import Node, Settings
-from templating import render_template as _render
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Templates(Path(__file__).parent / "templates", L=L)
 MODE_CONFIG = 0o644
 MODE_PRIVATE = 0o600
 MODE_EXECUTABLE = 0o755
 
 
+class File(TypedDict, total=False):
+    mode: int
+    text: str  # written as it is
+    url: str  # or downloaded at first boot, and checked against sha256
+    sha256: str
+
+
+class Unit(TypedDict, total=False):
+    enabled: bool
+    text: str
+    mask: bool
+
+
+class NodeConfig(TypedDict):
+    users: dict[str, list[str]]  # user -> SSH keys
+    files: dict[str, File]  # path -> file
+    links: dict[str, str]  # path -> target
+    units: dict[str, Unit]  # unit name -> unit
+
+
 def render_template(name: str, **values: Any) -> str:
-    return _render(TEMPLATES, name, **values)
+    return TEMPLATES.render(name, **values)
 
 
-def data_url(text: str) -> str:
-    return "data:," + quote(text, safe="")
+def _text(text: str, mode: int) -> File:
+    return {"mode": mode, "text": text}
 
 
-def _file(path: str, text: str, mode: int) -> dict[str, Any]:
-    return {"path": path, "mode": mode, "overwrite": True, "contents": {"source": data_url(text)}}
-
-
-def _remote_file(path: str, url: str, sha256: str, mode: int) -> dict[str, Any]:
+def _download(url: str, sha256: str, mode: int) -> File:
     """A file Ignition downloads at first boot; a wrong sha256 stops the boot."""
-    return {
-        "path": path,
-        "mode": mode,
-        "overwrite": True,
-        "contents": {"source": url, "verification": {"hash": f"sha256-{sha256}"}},
-    }
-
-
-def _unit(name: str, contents: str | None = None, *, enabled: bool = True, mask: bool = False) -> dict[str, Any]:
-    unit: dict[str, Any] = {"name": name}
-    if mask:
-        unit["mask"] = True
-        return unit
-    unit["enabled"] = enabled
-    if contents is not None:
-        unit["contents"] = contents
-    return unit
+    return {"mode": mode, "url": url, "sha256": sha256}
 
 
 def k3s_config(settings: Settings, node: Node) -> dict[str, Any]:
@@ -87,10 +90,10 @@ def k3s_config(settings: Settings, node: Node) -> dict[str, Any]:
     return config
 
 
-def _network_files(node: Node) -> list[dict[str, Any]]:
+def _network_files(node: Node) -> dict[str, File]:
     """systemd-networkd files, only when the node needs more than Flatcar's default DHCP everywhere."""
     if node.bond is None and node.address is None and not node.interfaces:
-        return []
+        return {}
     values = {
         "bond": node.bond,
         "interfaces": node.interfaces,
@@ -99,31 +102,25 @@ def _network_files(node: Node) -> list[dict[str, Any]]:
         "gateway": node.gateway,
         "nameservers": node.nameservers,
     }
-    files = [
-        _file(f"{L.NETWORK_DIR}/10-ephemeros.network", render_template("network/node.network", **values), MODE_CONFIG)
-    ]
+    files = {
+        f"{L.NETWORK_DIR}/10-ephemeros.network": _text(render_template("network/node.network", **values), MODE_CONFIG)
+    }
     if node.bond is not None:
-        files += [
-            _file(
-                f"{L.NETWORK_DIR}/00-ephemeros-bond.netdev",
-                render_template("network/bond.netdev", **values),
-                MODE_CONFIG,
-            ),
-            _file(
-                f"{L.NETWORK_DIR}/00-ephemeros-bond-members.network",
-                render_template("network/bond-members.network", **values),
-                MODE_CONFIG,
-            ),
-        ]
+        files[f"{L.NETWORK_DIR}/00-ephemeros-bond.netdev"] = _text(
+            render_template("network/bond.netdev", **values), MODE_CONFIG
+        )
+        files[f"{L.NETWORK_DIR}/00-ephemeros-bond-members.network"] = _text(
+            render_template("network/bond-members.network", **values), MODE_CONFIG
+        )
     return files
 
 
-def _ddns(settings: Settings, node: Node, dns_updater_sha256: str | None) -> tuple[list[Any], list[Any]]:
+def _ddns(settings: Settings, node: Node, dns_updater_sha256: str | None) -> tuple[dict[str, File], dict[str, Unit]]:
     """The unit that keeps this node's own DNS names current, when it has any (see settings.dns_plan)."""
     names = runtime_names(settings, node)
     dns = settings.dns
     if not names or dns is None:
-        return [], []
+        return {}, {}
     via_rfc2136 = any(n.via_rfc2136 for n in names)
     script = render_template(
         "scripts/ddns.sh",
@@ -132,62 +129,104 @@ def _ddns(settings: Settings, node: Node, dns_updater_sha256: str | None) -> tup
         namecheap_domain=namecheap_domain(settings),
         rfc2136=dns.rfc2136 if via_rfc2136 else None,
     )
-    files = [_file(L.DDNS_SCRIPT, script, MODE_EXECUTABLE)]
+    files = {L.DDNS_SCRIPT: _text(script, MODE_EXECUTABLE)}
     if via_rfc2136:
         if dns_updater_sha256 is None:
             raise ValueError("the DNS updater's sha256 is needed to render a node that updates RFC 2136 records")
         url = f"{settings.ignition_base_url}/{L.DNS_UPDATER_URL_PATH}"
-        files.append(_remote_file(L.DNS_UPDATER, url, dns_updater_sha256, MODE_EXECUTABLE))
-    units = [
-        _unit(L.DDNS_UNIT, render_template("units/ddns.service"), enabled=False),
-        _unit(L.DDNS_TIMER, render_template("units/ddns.timer", period=dns.update_period)),
-    ]
+        files[L.DNS_UPDATER] = _download(url, dns_updater_sha256, MODE_EXECUTABLE)
+    units: dict[str, Unit] = {
+        L.DDNS_UNIT: {"enabled": False, "text": render_template("units/ddns.service")},
+        L.DDNS_TIMER: {"enabled": True, "text": render_template("units/ddns.timer", period=dns.update_period)},
+    }
     return files, units
 
 
-def render_node_config(
-    settings: Settings, node: Node, credentials: Credentials, dns_updater_sha256: str | None = None
-) -> dict[str, Any]:
-    """The Ignition config for one node. `credentials` only says which features are on; no value is read.
+def node_config(settings: Settings, node: Node, *, log_export: bool, dns_updater_sha256: str | None) -> NodeConfig:
+    """The readable config of one node. `log_export`: whether nodes send their journal out (its target is secret).
 
     `dns_updater_sha256` pins the RFC 2136 updater that nodes on DHCP download from next to their configs.
     """
-    files = [
-        _file("/etc/hostname", f"{node.hostname}\n", MODE_CONFIG),
-        _remote_file(L.K3S_BINARY, settings.k3s.binary_url, settings.k3s.sha256, MODE_EXECUTABLE),
-        _file(L.K3S_CONFIG, yaml.safe_dump(k3s_config(settings, node), sort_keys=True), MODE_PRIVATE),
-        *_network_files(node),
-    ]
-    links = [
-        {"path": f"{L.OPT_BIN}/{name}", "target": L.K3S_BINARY, "hard": False, "overwrite": True}
-        for name in L.K3S_LINKS
-    ]
+    files: dict[str, File] = {
+        "/etc/hostname": _text(f"{node.hostname}\n", MODE_CONFIG),
+        L.K3S_BINARY: _download(settings.k3s.binary_url, settings.k3s.sha256, MODE_EXECUTABLE),
+        L.K3S_CONFIG: _text(yaml.safe_dump(k3s_config(settings, node), sort_keys=True), MODE_PRIVATE),
+        **_network_files(node),
+    }
     datastore_env = node.role == "server" and settings.datastore.type == "postgres"
-    units = [
-        _unit(L.SECRETS_MOUNT_UNIT, render_template("units/secrets.mount")),
-        _unit(L.K3S_UNIT, render_template("units/k3s.service", role=node.role, datastore_env=datastore_env)),
+    units: dict[str, Unit] = {
+        L.SECRETS_MOUNT_UNIT: {"enabled": True, "text": render_template("units/secrets.mount")},
+        L.K3S_UNIT: {
+            "enabled": True,
+            "text": render_template("units/k3s.service", role=node.role, datastore_env=datastore_env),
+        },
         # Nodes run from RAM and are updated by rebooting into a new release, never in place.
-        _unit("update-engine.service", mask=True),
-        _unit("locksmithd.service", mask=True),
-    ]
-    if credentials.log_export_target:
-        units.append(_unit(L.LOG_EXPORT_UNIT, render_template("units/log-export.service")))
+        "update-engine.service": {"mask": True},
+        "locksmithd.service": {"mask": True},
+    }
+    if log_export:
+        units[L.LOG_EXPORT_UNIT] = {"enabled": True, "text": render_template("units/log-export.service")}
     if settings.heartbeat is not None:
-        files.append(_file(L.HEARTBEAT_SCRIPT, render_template("scripts/heartbeat.sh"), MODE_EXECUTABLE))
-        units += [
-            _unit(L.HEARTBEAT_UNIT, render_template("units/heartbeat.service", role=node.role), enabled=False),
-            _unit(L.HEARTBEAT_TIMER, render_template("units/heartbeat.timer", period=settings.heartbeat.period)),
-        ]
+        files[L.HEARTBEAT_SCRIPT] = _text(render_template("scripts/heartbeat.sh"), MODE_EXECUTABLE)
+        units[L.HEARTBEAT_UNIT] = {
+            "enabled": False,
+            "text": render_template("units/heartbeat.service", role=node.role),
+        }
+        units[L.HEARTBEAT_TIMER] = {
+            "enabled": True,
+            "text": render_template("units/heartbeat.timer", period=settings.heartbeat.period),
+        }
     ddns_files, ddns_units = _ddns(settings, node, dns_updater_sha256)
-    files += ddns_files
-    units += ddns_units
+    return {
+        "users": {"core": list(settings.ssh_keys)},
+        "files": files | ddns_files,
+        "links": {f"{L.OPT_BIN}/{name}": L.K3S_BINARY for name in L.K3S_LINKS},
+        "units": units | ddns_units,
+    }
 
+
+def data_url(text: str) -> str:
+    return "data:," + quote(text, safe="")
+
+
+def _ignition_file(path: str, file: File) -> dict[str, Any]:
+    if "url" in file:
+        contents = {"source": file["url"], "verification": {"hash": f"sha256-{file['sha256']}"}}
+    else:
+        contents = {"source": data_url(file["text"])}
+    # int(): the readable form may have been through Pulumi, which hands numbers back as floats.
+    return {"path": path, "mode": int(file["mode"]), "overwrite": True, "contents": contents}
+
+
+def _ignition_unit(name: str, unit: Unit) -> dict[str, Any]:
+    if unit.get("mask"):
+        return {"name": name, "mask": True}
+    return {"name": name, "enabled": unit["enabled"], "contents": unit["text"]}
+
+
+def to_ignition(config: NodeConfig) -> dict[str, Any]:
+    """Ignition's form of a node's config, the same whatever order the readable form's entries come in."""
     return {
         "ignition": {"version": L.IGNITION_SPEC_VERSION},
-        "passwd": {"users": [{"name": "core", "sshAuthorizedKeys": list(settings.ssh_keys)}]},
-        "storage": {"files": files, "links": links},
-        "systemd": {"units": units},
+        "passwd": {
+            "users": [{"name": user, "sshAuthorizedKeys": keys} for user, keys in sorted(config["users"].items())]
+        },
+        "storage": {
+            "files": [_ignition_file(path, file) for path, file in sorted(config["files"].items())],
+            "links": [
+                {"path": path, "target": target, "hard": False, "overwrite": True}
+                for path, target in sorted(config["links"].items())
+            ],
+        },
+        "systemd": {"units": [_ignition_unit(name, unit) for name, unit in sorted(config["units"].items())]},
     }
+
+
+def render_node_config(
+    settings: Settings, node: Node, *, log_export: bool, dns_updater_sha256: str | None = None
+) -> dict[str, Any]:
+    """The Ignition config for one node, in Ignition's form."""
+    return to_ignition(node_config(settings, node, log_export=log_export, dns_updater_sha256=dns_updater_sha256))
 
 
 def to_json(config: dict[str, Any]) -> str:

@@ -7,8 +7,8 @@ deleted or changed outside Pulumi. The TSIG secret is a secret input and output 
 
 from __future__ import annotations
 
+import dataclasses
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 import dns.exception
@@ -21,19 +21,35 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+
+from providers.props import SECRET, Props, ProviderError, TypedResource, diff
 
 TIMEOUT = 10.0
-REPLACE_ON = ("server", "port", "zone", "name", "type")
-UPDATE_ON = ("values", "ttl", "keyName", "algorithm", "secret")
 KEY_HINT = "the server refused the TSIG key: check dns.rfc2136.keyName, dns.rfc2136.algorithm and dnsTsigSecret"
 
 
-class DnsUpdateError(RuntimeError):
+class DnsUpdateError(ProviderError):
     """An update or query failed; the message names the record and says why. It never holds the secret."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DnsRecordProps(Props):
+    REPLACE_ON = ("server", "port", "zone", "name", "type")
+
+    server: str
+    port: int
+    zone: str
+    key_name: str
+    algorithm: str
+    secret: str = dataclasses.field(metadata=SECRET)
+    name: str  # fully qualified, without the final dot
+    type: str
+    values: tuple[str, ...]  # sorted
+    ttl: int
+
+
+@dataclasses.dataclass(frozen=True)
 class PrimaryServer:
     address: str
     port: int
@@ -43,10 +59,8 @@ class PrimaryServer:
     secret: str
 
     @classmethod
-    def of(cls, props: dict[str, Any]) -> PrimaryServer:
-        return cls(
-            props["server"], int(props["port"]), props["zone"], props["keyName"], props["algorithm"], props["secret"]
-        )
+    def of(cls, record: DnsRecordProps) -> PrimaryServer:
+        return cls(record.server, record.port, record.zone, record.key_name, record.algorithm, record.secret)
 
     def _keyring(self) -> dict[dns.name.Name, dns.tsig.Key]:
         name = dns.name.from_text(self.key_name)
@@ -83,7 +97,7 @@ class PrimaryServer:
         keyring = self._keyring()
         return dns.update.UpdateMessage(self.zone, keyring=keyring, keyname=next(iter(keyring)))
 
-    def replace(self, name: str, rtype: str, values: list[str], ttl: int) -> None:
+    def replace(self, name: str, rtype: str, values: tuple[str, ...], ttl: int) -> None:
         update = self._update()
         update.replace(f"{name}.", ttl, rtype, *values)
         self._check(f"{name} {rtype}", self._send(f"{name} {rtype}", update), "the update")
@@ -93,7 +107,7 @@ class PrimaryServer:
         update.delete(f"{name}.", rtype)
         self._check(f"{name} {rtype}", self._send(f"{name} {rtype}", update), "the deletion")
 
-    def read(self, name: str, rtype: str) -> tuple[int, list[str]] | None:
+    def read(self, name: str, rtype: str) -> tuple[int, tuple[str, ...]] | None:
         """The RRset's TTL and values as the primary serves them, or None when it has none."""
         keyring = self._keyring()
         query = dns.message.make_query(f"{name}.", rtype)
@@ -104,43 +118,40 @@ class PrimaryServer:
         self._check(f"{name} {rtype}", answer, "the query")
         for rrset in answer.answer:
             if rrset.rdtype == dns.rdatatype.from_text(rtype):
-                return rrset.ttl, sorted(rdata.to_text() for rdata in rrset)
+                return rrset.ttl, tuple(sorted(rdata.to_text() for rdata in rrset))
         return None
 
 
-def state(props: dict[str, Any], ttl: int, values: list[str]) -> dict[str, Any]:
-    keep = ("server", "port", "zone", "keyName", "algorithm", "secret", "name", "type")
-    return {**{key: props[key] for key in keep}, "ttl": ttl, "values": sorted(values)}
+def _replace(props: dict[str, Any]) -> dict[str, Any]:
+    record = DnsRecordProps.from_props(props)
+    PrimaryServer.of(record).replace(record.name, record.type, record.values, record.ttl)
+    return record.to_props()
 
 
 class DnsRecordProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        PrimaryServer.of(props).replace(props["name"], props["type"], props["values"], int(props["ttl"]))
-        return CreateResult(id_=f"{props['name']}/{props['type']}", outs=state(props, props["ttl"], props["values"]))
+        return CreateResult(id_=f"{props['name']}/{props['type']}", outs=_replace(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        olds = {**olds, "values": sorted(olds.get("values") or [])}
-        news = {**news, "values": sorted(news["values"])}
-        replaces = [key for key in REPLACE_ON if olds.get(key) != news.get(key)]
-        updates = [key for key in UPDATE_ON if olds.get(key) != news.get(key)]
-        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=True)
+        return diff(olds, news, DnsRecordProps, delete_before_replace=True)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        PrimaryServer.of(news).replace(news["name"], news["type"], news["values"], int(news["ttl"]))
-        return UpdateResult(outs=state(news, news["ttl"], news["values"]))
+        return UpdateResult(outs=_replace(news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        served = PrimaryServer.of(props).read(props["name"], props["type"])
+        record = DnsRecordProps.from_props(props)
+        served = PrimaryServer.of(record).read(record.name, record.type)
         if served is None:
             return ReadResult(id_=None, outs={})
         ttl, values = served
-        return ReadResult(id_=id_, outs=state(props, ttl, values))
+        return ReadResult(id_=id_, outs=dataclasses.replace(record, ttl=ttl, values=values).to_props())
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        PrimaryServer.of(props).delete(props["name"], props["type"])
+        record = DnsRecordProps.from_props(props)
+        PrimaryServer.of(record).delete(record.name, record.type)
 
 
-class DnsRecord(Resource, module="ephemeros", name="DnsRecord"):
+class DnsRecord(TypedResource, module="ephemeros", name="DnsRecord"):
     """`name` (fully qualified, no final dot) of `type` with `values`, in `zone` at its primary `server`."""
 
     def __init__(
@@ -155,24 +166,20 @@ class DnsRecord(Resource, module="ephemeros", name="DnsRecord"):
         secret: pulumi.Input[str],
         name: str,
         type: str,
-        values: list[str],
+        values: tuple[str, ...],
         ttl: int,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(
-            DnsRecordProvider(),
-            resource_name,
-            {
-                "server": server,
-                "port": port,
-                "zone": zone,
-                "keyName": key_name,
-                "algorithm": algorithm,
-                "secret": pulumi.Output.secret(secret),
-                "name": name,
-                "type": type,
-                "values": values,
-                "ttl": ttl,
-            },
-            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["secret"])),
+        inputs = DnsRecordProps.inputs(
+            server=server,
+            port=port,
+            zone=zone,
+            key_name=key_name,
+            algorithm=algorithm,
+            secret=secret,
+            name=name,
+            type=type,
+            values=tuple(sorted(values)),
+            ttl=ttl,
         )
+        super().__init__(DnsRecordProvider(), resource_name, DnsRecordProps, inputs, opts)

@@ -7,83 +7,89 @@ are relative to the project directory, where both the program and its dynamic pr
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
-from bootmedia.image import sha256_file
-
-
-def write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` with `mode` from the first byte on, replacing any old file in one step."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from base.hostfiles import sha256_bytes, sha256_file, write_atomically
+from providers.props import OUTPUT, Props, TypedResource, changed_since_read, diff
 
 
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FileProps(Props):
+    """What every file resource has: where it is, its mode, and (outputs) its sha256 and whether it is intact."""
+
+    REPLACE_ON = ("path",)
+
+    path: str
+    mode: int
+    sha256: str | None = dataclasses.field(default=None, metadata=OUTPUT)
+    intact: bool = dataclasses.field(default=True, metadata=OUTPUT)  # False: a refresh found it changed by hand
+
+    def data(self) -> bytes:
+        raise NotImplementedError
 
 
-def _wanted_sha256(props: dict[str, Any]) -> str:
-    if props.get("content") is not None:
-        return sha256_of(props["content"].encode())
-    return str(props["sourceSha256"])
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LocalFileProps(FileProps):
+    content: str | None = None
+    source: str | None = None
+    source_sha256: str | None = None
+
+    def data(self) -> bytes:
+        if self.content is not None:
+            return self.content.encode()
+        if self.source is None:
+            raise ValueError("a LocalFile has content or a source")
+        data = Path(self.source).read_bytes()
+        if sha256_bytes(data) != self.source_sha256:
+            raise changed_since_read(self.source)
+        return data
 
 
-def _write(props: dict[str, Any]) -> dict[str, Any]:
-    if props.get("content") is not None:
-        data = props["content"].encode()
-    else:
-        data = Path(props["source"]).read_bytes()
-        if sha256_of(data) != props["sourceSha256"]:
-            raise RuntimeError(f"{props['source']} changed after pulumi read it: run pulumi up again")
-    write_atomically(Path(props["path"]), data, int(props["mode"]))
-    return {"path": props["path"], "mode": int(props["mode"]), "sha256": sha256_of(data)}
+P = TypeVar("P", bound=FileProps)
 
 
-class LocalFileProvider(ResourceProvider):
+class FileProvider(ResourceProvider, Generic[P]):
+    """Create/read/update/delete of a file whose bytes come from its props."""
+
+    kind: type[P]
+
+    def _write(self, props: dict[str, Any]) -> dict[str, Any]:
+        wanted = self.kind.from_props(props)
+        data = wanted.data()
+        write_atomically(Path(wanted.path), data, wanted.mode)
+        return dataclasses.replace(wanted, sha256=sha256_bytes(data), intact=True).to_props()
+
     def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(id_=props["path"], outs=_write(props))
+        return CreateResult(id_=props["path"], outs=self._write(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        new = {"path": news["path"], "mode": int(news["mode"]), "sha256": _wanted_sha256(news)}
-        changed = [key for key in ("path", "mode", "sha256") if olds.get(key) != new[key]]
-        return DiffResult(
-            changes=bool(changed),
-            replaces=["path"] if "path" in changed else [],
-            delete_before_replace=False,
-        )
+        return diff(olds, news, self.kind, drifted=olds.get("intact") is False)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=_write(news))
+        return UpdateResult(outs=self._write(news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         path = Path(props["path"])
         if not path.is_file():
             return ReadResult(id_=None, outs={})
-        return ReadResult(
-            id_=id_,
-            outs={"path": props["path"], "mode": path.stat().st_mode & 0o7777, "sha256": sha256_file(path)},
-        )
+        actual = sha256_file(path)
+        intact = actual == props.get("sha256") and path.stat().st_mode & 0o7777 == int(props["mode"])
+        return ReadResult(id_=id_, outs={**props, "intact": intact})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         Path(props["path"]).unlink(missing_ok=True)
 
 
-class LocalFile(Resource, module="ephemeros", name="LocalFile"):
+class LocalFileProvider(FileProvider[LocalFileProps]):
+    kind = LocalFileProps
+
+
+class LocalFile(TypedResource, module="ephemeros", name="LocalFile"):
     """A file at `path` (relative to the project) holding `content`, or a copy of `source`; permission `mode`."""
 
     path: pulumi.Output[str]
@@ -92,9 +98,10 @@ class LocalFile(Resource, module="ephemeros", name="LocalFile"):
     def __init__(
         self,
         name: str,
-        path: pulumi.Input[str],
+        *,
+        path: str,
+        mode: int,
         content: pulumi.Input[str] | None = None,
-        mode: int = 0o644,
         source: Path | None = None,
         source_sha256: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
@@ -102,7 +109,10 @@ class LocalFile(Resource, module="ephemeros", name="LocalFile"):
         """`source_sha256` saves hashing `source` again when the caller has already done it."""
         if (content is None) == (source is None):
             raise ValueError("give a LocalFile either content or source")
-        props: dict[str, Any] = {"path": path, "content": content, "mode": mode, "sha256": None}
         if source is not None:
-            props |= {"source": str(source), "sourceSha256": source_sha256 or sha256_file(source)}
-        super().__init__(LocalFileProvider(), name, props, opts)
+            inputs = LocalFileProps.inputs(
+                path=path, mode=mode, source=str(source), source_sha256=source_sha256 or sha256_file(source)
+            )
+        else:
+            inputs = LocalFileProps.inputs(path=path, mode=mode, content=content)
+        super().__init__(LocalFileProvider(), name, LocalFileProps, inputs, opts)

@@ -1,49 +1,72 @@
 """StickImage: a node's boot stick image file, rebuilt only when what it is made of changes.
 
 Its inputs (boot script, boot programs by path and sha256, and the secret files) are its triggers: any change,
-a rotated secret included, rebuilds it. The secret files are a secret input, so Pulumi stores them encrypted;
-the provider keeps only a digest of all inputs, itself a secret output, to tell when to rebuild. `pulumi refresh`
-notices an image deleted or changed by hand; `pulumi destroy` removes it.
+a rotated secret included, rebuilds it. Each secret file is a secret input, so Pulumi stores it encrypted and
+`pulumi preview --diff` names the file that changed without showing it. `pulumi refresh` notices an image deleted
+or changed by hand; `pulumi destroy` removes it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
+from base.hostfiles import sha256_file
 from bootmedia.bootloader import BootFiles
-from bootmedia.image import ImageSpec, build_image, sha256_file
+from bootmedia.image import ImageSpec, build_image
+from providers.props import OUTPUT, SECRET_VALUES, Props, TypedResource, changed_since_read, diff
 
 # Raise to rebuild every image when the way images are built changes.
 BUILDER_VERSION = 1
-INPUTS = ("path", "identity", "bootScript", "syslinuxConfig", "bootFiles", "secretFiles", "builderVersion")
 
 
-def inputs_digest(props: dict[str, Any]) -> str:
-    document = json.dumps({key: props.get(key) for key in INPUTS}, sort_keys=True)
-    return hashlib.sha256(document.encode()).hexdigest()
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StickImageProps(Props):
+    REPLACE_ON = ("path",)
+
+    path: str
+    identity: str
+    boot_script: str
+    syslinux_config: str
+    boot_files: dict[str, str]  # key of BootFiles.paths() -> path
+    boot_files_sha256: dict[str, str]
+    secret_files: dict[str, str] = dataclasses.field(metadata=SECRET_VALUES)
+    builder_version: int = BUILDER_VERSION
+    sha256: str | None = dataclasses.field(default=None, metadata=OUTPUT)
+    size: int | None = dataclasses.field(default=None, metadata=OUTPUT)
+    intact: bool = dataclasses.field(default=True, metadata=OUTPUT)  # False: a refresh found it changed by hand
+
+    def boot_file_set(self) -> BootFiles:
+        for key, path in self.boot_files.items():
+            if sha256_file(Path(path)) != self.boot_files_sha256[key]:
+                raise changed_since_read(path)
+        paths = {key: Path(path) for key, path in self.boot_files.items()}
+        return BootFiles(
+            ipxe_efi=paths["ipxeEfi"],
+            ipxe_lkrn=paths["ipxeLkrn"],
+            gptmbr=paths["gptmbr"],
+            ldlinux_c32=paths["ldlinuxC32"],
+            sha256=self.boot_files_sha256,
+        )
 
 
 def _build(props: dict[str, Any]) -> dict[str, Any]:
-    files = props["bootFiles"]
-    for key, path in files["paths"].items():
-        if sha256_file(Path(path)) != files["sha256"][key]:
-            raise RuntimeError(f"{path} changed after pulumi read it: run pulumi up again")
+    wanted = StickImageProps.from_props(props)
     spec = ImageSpec(
-        identity=props["identity"],
-        boot_script=props["bootScript"],
-        syslinux_config=props["syslinuxConfig"],
-        boot_files=BootFiles(**{key: Path(path) for key, path in files["paths"].items()}),
-        secret_files=props["secretFiles"],
+        identity=wanted.identity,
+        boot_script=wanted.boot_script,
+        syslinux_config=wanted.syslinux_config,
+        boot_files=wanted.boot_file_set(),
+        secret_files=wanted.secret_files,
     )
-    path = Path(props["path"])
+    path = Path(wanted.path)
     digest = build_image(path, spec)
-    return {"path": props["path"], "sha256": digest, "size": path.stat().st_size, "inputsDigest": inputs_digest(props)}
+    return dataclasses.replace(wanted, sha256=digest, size=path.stat().st_size, intact=True).to_props()
 
 
 class StickImageProvider(ResourceProvider):
@@ -51,12 +74,7 @@ class StickImageProvider(ResourceProvider):
         return CreateResult(id_=props["path"], outs=_build(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        moved = olds.get("path") != news["path"]
-        try:
-            changed = moved or olds.get("inputsDigest") != inputs_digest(news)
-        except TypeError:  # an input is not known yet (a secret being replaced, in a preview): it will change
-            changed = True
-        return DiffResult(changes=changed, replaces=["path"] if moved else [], delete_before_replace=False)
+        return diff(olds, news, StickImageProps, drifted=olds.get("intact") is False)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=_build(news))
@@ -65,24 +83,14 @@ class StickImageProvider(ResourceProvider):
         path = Path(props["path"])
         if not path.is_file():
             return ReadResult(id_=None, outs={})
-        actual = sha256_file(path)
-        if actual != props.get("sha256"):
-            # Changed by hand: forget what it was built from, so that the next `pulumi up` rebuilds it.
-            return ReadResult(id_=id_, outs={**props, "sha256": actual, "inputsDigest": "changed outside pulumi"})
-        return ReadResult(id_=id_, outs=props)
+        return ReadResult(id_=id_, outs={**props, "intact": sha256_file(path) == props.get("sha256")})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         Path(props["path"]).unlink(missing_ok=True)
 
 
-def boot_files_input(files: BootFiles) -> dict[str, dict[str, str]]:
-    """Boot programs by path, with their sha256 so that a new iPXE or syslinux rebuilds the images."""
-    paths = {key: str(value) for key, value in vars(files).items()}
-    return {"paths": paths, "sha256": {key: sha256_file(Path(path)) for key, path in paths.items()}}
-
-
-class StickImage(Resource, module="ephemeros", name="StickImage"):
-    """A node's stick image at `path` (relative to the project), mode 0600; `boot_files` from boot_files_input."""
+class StickImage(TypedResource, module="ephemeros", name="StickImage"):
+    """A node's stick image at `path` (relative to the project), mode 0600, built from checked `boot_files`."""
 
     path: pulumi.Output[str]
     sha256: pulumi.Output[str]
@@ -96,24 +104,18 @@ class StickImage(Resource, module="ephemeros", name="StickImage"):
         identity: str,
         boot_script: str,
         syslinux_config: str,
-        boot_files: dict[str, dict[str, str]],
-        secret_files: pulumi.Input[dict[str, str]],
+        boot_files: BootFiles,
+        secret_files: Mapping[str, pulumi.Input[str]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(
-            StickImageProvider(),
-            name,
-            {
-                "path": path,
-                "identity": identity,
-                "bootScript": boot_script,
-                "syslinuxConfig": syslinux_config,
-                "bootFiles": boot_files,
-                "secretFiles": pulumi.Output.secret(secret_files),
-                "builderVersion": BUILDER_VERSION,
-                "sha256": None,
-                "size": None,
-                "inputsDigest": None,
-            },
-            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["inputsDigest"])),
+        inputs = StickImageProps.inputs(
+            path=path,
+            identity=identity,
+            boot_script=boot_script,
+            syslinux_config=syslinux_config,
+            boot_files={key: str(value) for key, value in boot_files.paths().items()},
+            boot_files_sha256=dict(boot_files.sha256),
+            secret_files=dict(secret_files),
+            builder_version=BUILDER_VERSION,
         )
+        super().__init__(StickImageProvider(), name, StickImageProps, inputs, opts)

@@ -1,44 +1,61 @@
 """StickWriter: write a node's image to its stick during `pulumi up`, only where the stack config confirms it.
 
-It writes when created and whenever the image changes, refusing a device that is mounted, not removable, or
-holds the running system (see bootmedia/device.py), prints progress, and reads the device back to verify.
-Destroying it writes nothing: the stick keeps what it holds.
+It writes when created and whenever the image changes, refusing any device but an erasable removable disk (see
+bootmedia/device.py), prints progress, and reads the device back to verify. Destroying it writes nothing: the
+stick keeps what it holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
-from bootmedia.device import write_image
+from bootmedia.device import System, write_image
+from providers.props import Props, ProviderError, TypedResource, diff
 
 
-def _write(props: dict[str, Any]) -> dict[str, Any]:
-    written = write_image(Path(props["image"]), Path(props["device"]), progress=lambda line: print(line, flush=True))
-    if written != props["imageSha256"]:
-        raise RuntimeError(f"{props['image']} changed while pulumi was writing it: run pulumi up again")
-    return {"device": props["device"], "image": props["image"], "imageSha256": written}
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StickWriterProps(Props):
+    REPLACE_ON = ("device",)
+
+    device: str
+    image: str
+    image_sha256: str
 
 
 class StickWriterProvider(ResourceProvider):
+    def __init__(self, system: System | None = None) -> None:
+        """`system`: where to read the machine's view of its devices (default: /sys and /proc)."""
+        super().__init__()
+        self.system = system
+
+    def _write(self, props: dict[str, Any]) -> dict[str, Any]:
+        wanted = StickWriterProps.from_props(props)
+        written = write_image(
+            Path(wanted.image), Path(wanted.device), lambda line: print(line, flush=True), self.system
+        )
+        if written != wanted.image_sha256:
+            raise ProviderError(f"{wanted.image} changed while pulumi was writing it: run pulumi up again")
+        return wanted.to_props()
+
     def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(id_=props["device"], outs=_write(props))
+        return CreateResult(id_=props["device"], outs=self._write(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in ("device", "image", "imageSha256") if olds.get(key) != news.get(key)]
-        return DiffResult(changes=bool(changed), replaces=["device"] if "device" in changed else [])
+        return diff(olds, news, StickWriterProps)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=_write(news))
+        return UpdateResult(outs=self._write(news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_=id_, outs=props)  # a stick is not read back on refresh: it may be in its node
 
 
-class StickWriter(Resource, module="ephemeros", name="StickWriter"):
+class StickWriter(TypedResource, module="ephemeros", name="StickWriter"):
     """Writes `image` (whose sha256 is `image_sha256`) to `device`."""
 
     def __init__(
@@ -50,6 +67,5 @@ class StickWriter(Resource, module="ephemeros", name="StickWriter"):
         image_sha256: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(
-            StickWriterProvider(), name, {"device": device, "image": image, "imageSha256": image_sha256}, opts
-        )
+        inputs = StickWriterProps.inputs(device=device, image=image, image_sha256=image_sha256)
+        super().__init__(StickWriterProvider(), name, StickWriterProps, inputs, opts)

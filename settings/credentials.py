@@ -8,28 +8,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
 from settings.types import host_port, http_url
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Credential values, or None where unset. The repr names which are set, never their values."""
-
-    datastore_endpoint: str | None = field(default=None, repr=False)
-    log_export_target: str | None = field(default=None, repr=False)
-    healthchecks_api_key: str | None = field(default=None, repr=False)
-    heartbeat_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
-    dns_tsig_secret: str | None = field(default=None, repr=False)
-    namecheap_ddns_password: str | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        present = [f.name for f in fields(self) if getattr(self, f.name)]
-        return f"Credentials(set={present})"
 
 
 def _text(value: str) -> str:
@@ -53,15 +39,17 @@ def _tsig_secret(value: str) -> str:
     return value
 
 
-def _heartbeat_urls(value: str) -> dict[str, str]:
-    try:
-        urls: Any = json.loads(value)
-    except ValueError:
-        urls = None
-    if not isinstance(urls, dict) or not all(isinstance(v, str) for v in urls.values()):
-        raise ValueError(
-            "must be a map of hostname to URL: pulumi config set --secret --path 'heartbeatUrls.node0' <URL>"
-        )
+def _url_map(value: Any) -> Any:
+    """Maps arrive from the engine as JSON text."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _heartbeat_urls(urls: dict[str, str]) -> dict[str, str]:
     for hostname, url in urls.items():
         try:
             http_url(url)
@@ -70,49 +58,75 @@ def _heartbeat_urls(value: str) -> dict[str, str]:
     return urls
 
 
-class CredentialKey(NamedTuple):
-    attribute: str
-    description: str
-    parse: Callable[[str], Any]
+Text = Annotated[str, AfterValidator(_text)]
+PostgresUrl = Annotated[Text, AfterValidator(_datastore_endpoint)]
+HostPort = Annotated[Text, AfterValidator(host_port)]
+TsigSecret = Annotated[Text, AfterValidator(_tsig_secret)]
+UrlMap = Annotated[dict[str, str], BeforeValidator(_url_map), AfterValidator(_heartbeat_urls)]
+MAP_HINT = "must be a map of hostname to URL: pulumi config set --secret --path 'heartbeatUrls.node0' <URL>"
 
 
-# Config key -> how it is read. Pulumi.yaml declares each of these with `secret: true`.
-CREDENTIAL_KEYS: dict[str, CredentialKey] = {
-    "datastoreEndpoint": CredentialKey(
-        "datastore_endpoint",
-        "PostgreSQL URL the k3s servers keep state in: postgres://user:password@host:5432/k3s",
-        _datastore_endpoint,
-    ),
-    "logExportTarget": CredentialKey(
-        "log_export_target", "host:port of a TLS endpoint that takes journal lines (e.g. Papertrail)", host_port
-    ),
-    "healthchecksApiKey": CredentialKey(
-        "healthchecks_api_key", "read-write API key of the healthchecks project for the nodes' checks", _text
-    ),
-    "heartbeatUrls": CredentialKey(
-        "heartbeat_urls", "map of hostname to that node's ping URL, for heartbeat.provider 'urls'", _heartbeat_urls
-    ),
-    "dnsTsigSecret": CredentialKey("dns_tsig_secret", "base64 TSIG secret for RFC 2136 DNS updates", _tsig_secret),
-    "namecheapDdnsPassword": CredentialKey(
-        "namecheap_ddns_password", "Namecheap dynamic DNS password of the domain", _text
-    ),
-}
+class Credentials(BaseModel):
+    """Credential values, or None where unset. The repr names which are set, never their values."""
+
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, hide_input_in_errors=True
+    )
+
+    datastore_endpoint: PostgresUrl | None = Field(
+        default=None, description="PostgreSQL URL for datastore.type postgres: postgres://user:password@host:5432/k3s"
+    )
+    log_export_target: HostPort | None = Field(
+        default=None,
+        description="host:port of a TLS log endpoint (e.g. Papertrail) that every node sends its journal to",
+    )
+    healthchecks_api_key: Text | None = Field(
+        default=None, description="read-write API key of the healthchecks project, for heartbeat.provider healthchecks"
+    )
+    heartbeat_urls: UrlMap = Field(
+        default_factory=dict, description="map of hostname to that node's ping URL, for heartbeat.provider urls"
+    )
+    dns_tsig_secret: TsigSecret | None = Field(default=None, description="base64 TSIG secret for dns.rfc2136 updates")
+    namecheap_ddns_password: Text | None = Field(
+        default=None, description="Namecheap dynamic DNS password of the domain, for dns.namecheap"
+    )
+
+    def __repr__(self) -> str:
+        present = [name for name in type(self).model_fields if getattr(self, name)]
+        return f"Credentials(set={present})"
+
+    __str__ = __repr__
 
 
-def is_set(value: str | None) -> bool:
-    """Pulumi.yaml gives each optional credential an empty default; empty means not set."""
-    return value is not None and value not in ("", "{}")
+def credential_keys() -> dict[str, str]:
+    """Config key -> description of every credential."""
+    return {field.alias or name: field.description or "" for name, field in Credentials.model_fields.items()}
 
 
-def parse_credentials(raw: Mapping[str, str]) -> tuple[Credentials, list[tuple[str, str]]]:
-    """Build Credentials from raw values by config key; problems come back as (key, message) pairs."""
+def is_set(value: Any) -> bool:
+    """Pulumi.yaml gives each credential an empty default; empty means not set."""
+    return value is not None and value not in ("", "{}", {})
+
+
+def parse_credentials(raw: Mapping[str, Any]) -> tuple[Credentials, list[tuple[str, str]]]:
+    """Build Credentials from raw values by config key; problems come back as (key, message) pairs.
+
+    A bad credential is left out (and reported), so that the rest can still be checked.
+    """
+    values = {key: value for key, value in raw.items() if is_set(value)}
     problems: list[tuple[str, str]] = []
-    values: dict[str, Any] = {}
-    for key, spec in CREDENTIAL_KEYS.items():
-        if not is_set(raw.get(key)):
-            continue
-        try:
-            values[spec.attribute] = spec.parse(raw[key])
-        except ValueError as error:
-            problems.append((key, str(error)))
-    return Credentials(**values), problems
+    try:
+        return Credentials.model_validate(values), problems
+    except ValidationError as error:
+        for problem in error.errors():
+            key = str(problem["loc"][0])
+            if problem["type"] == "value_error":
+                message = str(problem["ctx"]["error"])
+            elif key == "heartbeatUrls":
+                message = MAP_HINT
+            else:
+                message = "is not a text value: set it with pulumi config set --secret"
+            if (key, message) not in problems:
+                problems.append((key, message))
+            values.pop(key, None)
+    return Credentials.model_validate(values), problems

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from settings.model import Node, Settings
+from settings.model import Heartbeat, Node, Settings
 
 
 @dataclass(frozen=True)
@@ -23,14 +23,23 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9-_]", "-", name.lower())
 
 
+def uses_healthchecks(settings: Settings) -> bool:
+    """Whether ephemeros makes the checks through the healthchecks API (rather than being given ping URLs)."""
+    return settings.heartbeat is not None and settings.heartbeat.provider == "healthchecks"
+
+
+def _heartbeat(settings: Settings) -> Heartbeat:
+    if settings.heartbeat is None:
+        raise ValueError("heartbeat checks need heartbeat settings")
+    return settings.heartbeat
+
+
 def _tags(settings: Settings, *own: str) -> tuple[str, ...]:
-    assert settings.heartbeat is not None
-    return tuple(dict.fromkeys(["ephemeros", settings.cluster_name, *own, *settings.heartbeat.tags]))
+    return tuple(dict.fromkeys(["ephemeros", settings.cluster_name, *own, *_heartbeat(settings).tags]))
 
 
 def node_check(settings: Settings, node: Node) -> CheckSpec:
-    heartbeat = settings.heartbeat
-    assert heartbeat is not None
+    heartbeat = _heartbeat(settings)
     name = settings.fqdn(node)
     return CheckSpec(
         name=name,

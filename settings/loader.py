@@ -6,6 +6,7 @@ objects and arrays being JSON text, plus the set of keys that were stored as sec
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import types
@@ -16,20 +17,20 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from settings.credentials import CREDENTIAL_KEYS, Credentials, is_set, parse_credentials
+from base.problems import Problems
+
+from settings.credentials import Credentials, credential_keys, is_set, parse_credentials
 from settings.model import Settings
 from settings.rules import cluster_problems, cluster_warnings
 
 NAMESPACE = "ephemeros"
 
 
-class SettingsError(Exception):
+class SettingsError(Problems):
     """Stack configuration that cannot be used; the message lists every problem, one per line."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"the stack configuration has {len(problems)} problem(s):\n{lines}")
+        super().__init__("the stack configuration has {count} problem(s)", problems)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def setting_keys() -> dict[str, str]:
         field.alias or name: field.description or _model_doc(field.annotation)
         for name, field in Settings.model_fields.items()
     }
-    keys.update({key: spec.description for key, spec in CREDENTIAL_KEYS.items()})
+    keys.update(credential_keys())
     return keys
 
 
@@ -55,24 +56,24 @@ def load_settings(raw: Mapping[str, str], secret_keys: Collection[str]) -> Loade
     own = {k[len(prefix) :]: v for k, v in raw.items() if k.startswith(prefix)}
     secret = {k[len(prefix) :] for k in secret_keys if k.startswith(prefix)}
     known = setting_keys()
+    credentials_keys = credential_keys().keys()
     problems: list[str] = []
 
     for key in sorted(own.keys() - known.keys()):
         problems.append(_unknown_key(key, known))
-    for key in sorted(k for k in CREDENTIAL_KEYS.keys() & own.keys() - secret if is_set(own[k])):
+    for key in sorted(k for k in credentials_keys & own.keys() - secret if is_set(own[k])):
         problems.append(
             f"{prefix}{key} holds a credential but is stored in plain text: remove it with "
             f"`pulumi config rm {key}` and set it again with `pulumi config set --secret {key} <value>`"
         )
 
-    credentials, credential_problems = parse_credentials({k: own[k] for k in CREDENTIAL_KEYS.keys() & own.keys()})
+    credentials, credential_problems = parse_credentials({k: own[k] for k in credentials_keys & own.keys()})
     problems += [f"{prefix}{key} {message}" for key, message in credential_problems]
+    invalid = [(key,) for key, _ in credential_problems]  # each is reported once, here
 
-    document = {k: _decode(v) for k, v in own.items() if k in known and k not in CREDENTIAL_KEYS}
-    try:
-        settings = Settings.model_validate(document)
-    except ValidationError as error:
-        errors = error.errors()
+    document = {k: _decode(v) for k, v in own.items() if k in known and k not in credentials_keys}
+    settings, errors = _validate(document)
+    if errors:
         deeper = [tuple(e["loc"]) for e in errors]
         problems += [
             _describe(e, document)
@@ -83,17 +84,72 @@ def load_settings(raw: Mapping[str, str], secret_keys: Collection[str]) -> Loade
                 and any(len(d) > len(e["loc"]) and d[: len(e["loc"])] == e["loc"] for d in deeper)
             )
         ]
-        raise SettingsError(problems) from None
-
-    bad_credentials = {key for key, _ in credential_problems}
-    problems += [
-        f"{prefix}{p}"
-        for p in cluster_problems(settings, credentials)
-        if p.split(":", 1)[0] not in bad_credentials  # an unreadable credential is reported once, above
-    ]
-    if problems:
+        invalid += deeper
+        settings = _without_invalid(document, deeper)
+    if settings is not None:
+        # Rules still run when some values are invalid (those left out), so that every problem is listed at once;
+        # a rule about a key that is invalid itself, or about its parents, would only repeat it.
+        problems += [
+            f"{prefix}{p}"
+            for p in cluster_problems(settings, credentials)
+            if not any(_related(_rule_key(p), loc) for loc in invalid)
+        ]
+    if problems or settings is None:
         raise SettingsError(problems)
     return LoadedSettings(settings, credentials, tuple(cluster_warnings(settings)))
+
+
+def _validate(document: Mapping[str, Any]) -> tuple[Settings | None, list[Any]]:
+    try:
+        return Settings.model_validate(document), []
+    except ValidationError as error:
+        return None, list(error.errors())
+
+
+def _without_invalid(document: Mapping[str, Any], invalid: list[tuple[Any, ...]]) -> Settings | None:
+    """The settings with each invalid value left out (so its default applies, or its parent goes), if they load."""
+    current = copy.deepcopy(dict(document))
+    locations = list(invalid)
+    for _ in range(8):  # each round leaves out one level more where a required value was missing
+        for loc in sorted(locations, key=lambda loc: [str(part).zfill(6) for part in loc], reverse=True):
+            _remove(current, loc)
+        settings, errors = _validate(current)
+        if settings is not None:
+            return settings
+        # A missing required value cannot be left out: its parent goes instead; at the top, nothing can be done.
+        locations = [tuple(e["loc"])[:-1] if e["type"] == "missing" else tuple(e["loc"]) for e in errors]
+        if not all(locations):
+            return None
+    return None
+
+
+def _remove(document: Any, loc: tuple[Any, ...]) -> None:
+    parent = document
+    for part in loc[:-1]:
+        if (isinstance(parent, dict) and part in parent) or (
+            isinstance(parent, list) and isinstance(part, int) and part < len(parent)
+        ):
+            parent = parent[part]
+        else:
+            return
+    last = loc[-1]
+    if isinstance(parent, dict):
+        parent.pop(last, None)
+    elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+        del parent[last]
+
+
+def _rule_key(problem: str) -> tuple[str, ...]:
+    """'nodes[1] (node node1).address: ...' -> ('nodes', '1', 'address')."""
+    path = problem.split(": ", 1)[0].split(" (node ")[0] + problem.split(": ", 1)[0].partition(")")[2]
+    return tuple(part for part in path.replace("[", ".").replace("]", "").split(".") if part)
+
+
+def _related(key: tuple[str, ...], loc: tuple[Any, ...]) -> bool:
+    """Whether a problem about `key` concerns the invalid value at `loc` (the same value, a parent or a child)."""
+    parts = tuple(str(part) for part in loc if part != "[key]")
+    shorter = min(len(key), len(parts))
+    return key[:shorter] == parts[:shorter]
 
 
 def _decode(value: str) -> Any:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from ignition.layout import config_name
+from base.node_layout import K3S_API_PORT, config_name
 from settings.types import (
     AbsolutePath,
     DnsName,
@@ -39,12 +39,19 @@ def _empty_is_none(value: Any) -> Any:
     return None if value == "" else value
 
 
+def off(value: Any) -> dict[str, Any]:
+    """How Pulumi.yaml declares an optional feature's default: a value that the loader reads as absent."""
+    return {"off": value}
+
+
 def _disabled_is_none(value: Any) -> Any:
     """Pulumi.yaml gives optional feature keys an 'off' default; the program sees an off feature as absent."""
     return value if value is not None and value.enabled else None
 
 
 class Model(BaseModel):
+    """A group of settings; every field has a description, from which Pulumi.yaml and docs/settings.md are made."""
+
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
@@ -121,7 +128,7 @@ class Datastore(Model):
         description="sqlite: one server, state lost at reboot; etcd: 3, 5, ... servers; "
         "postgres: external endpoint from the secret datastoreEndpoint; vultr: managed Postgres",
     )
-    vultr: VultrPostgres | None = None
+    vultr: VultrPostgres | None = Field(default=None, description="the Vultr datastore, with type vultr")
 
     @model_validator(mode="after")
     def _vultr_settings(self) -> Datastore:
@@ -140,7 +147,9 @@ class Bond(Model):
 
     name: InterfaceName = Field(default="bond0", description="name of the bond interface")
     interfaces: tuple[InterfaceName, ...] = Field(min_length=1, description="member interfaces or patterns")
-    mode: Literal["802.3ad", "active-backup", "balance-alb", "balance-tlb", "balance-xor", "balance-rr"] = "802.3ad"
+    mode: Literal["802.3ad", "active-backup", "balance-alb", "balance-tlb", "balance-xor", "balance-rr"] = Field(
+        default="802.3ad", description="bonding mode; 802.3ad is LACP, which the switch must speak too"
+    )
 
 
 class Stick(Model):
@@ -162,16 +171,16 @@ class Stick(Model):
 class Node(Model):
     """One machine of the cluster."""
 
-    hostname: HostName
-    role: Role
+    hostname: HostName = Field(description="the node's name, a DNS label; its FQDN is <hostname>.<domain>")
+    role: Role = Field(description="server (runs the k3s control plane) or agent (runs workloads)")
     mac: MacAddress | None = Field(default=None, description="MAC of the boot interface")
     address: IPv4Interface | None = Field(default=None, description="static address with prefix, e.g. 10.0.0.5/24")
-    gateway: IPv4Address | None = None
-    nameservers: tuple[IPv4Address, ...] = ()
+    gateway: IPv4Address | None = Field(default=None, description="default gateway, with a static address")
+    nameservers: tuple[IPv4Address, ...] = Field(default=(), description="DNS servers, with a static address")
     interfaces: tuple[InterfaceName, ...] = Field(default=(), description="interfaces to configure; default all")
-    bond: Bond | None = None
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
-    taints: tuple[Taint, ...] = ()
+    bond: Bond | None = Field(default=None, description="bond these interfaces into one")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Kubernetes labels of the node")
+    taints: tuple[Taint, ...] = Field(default=(), description="Kubernetes taints of the node, key[=value]:Effect")
     kernel_args: tuple[KernelArg, ...] = Field(default=(), description="extra kernel arguments for this node")
     stick: Stick | None = Field(default=None, description="write this node's stick to a device during pulumi up")
 
@@ -198,7 +207,7 @@ class Heartbeat(Model):
     api_url: HttpUrl = Field(default="https://healthchecks.io", description="healthchecks API base URL")
     period: int = Field(default=300, ge=60, le=2592000, description="seconds between pings")
     grace: int = Field(default=60, ge=60, le=2592000, description="seconds of lateness before an alert")
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = Field(default=(), description="tags for every check, besides ephemeros, cluster, role")
     channels: str = Field(default="*", description="notification channels: '*' for all, or a comma-separated list")
     cluster_check: bool = Field(default=False, description="also make one check for the whole cluster")
 
@@ -207,11 +216,13 @@ class Rfc2136(Model):
     """DNS updates (RFC 2136) signed with TSIG, accepted by BIND, Knot, PowerDNS and many routers."""
 
     server: str = Field(description="address of the primary name server")
-    port: int = Field(default=53, ge=1, le=65535)
-    zone: DnsName
-    key_name: DnsName
-    algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"] = "hmac-sha256"
-    ttl: int = Field(default=300, ge=0, le=86400)
+    port: int = Field(default=53, ge=1, le=65535, description="its DNS port")
+    zone: DnsName = Field(description="the zone the nodes' names are in, as the server serves it")
+    key_name: DnsName = Field(description="name of the TSIG key the server's update policy allows")
+    algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"] = Field(
+        default="hmac-sha256", description="the TSIG key's algorithm"
+    )
+    ttl: int = Field(default=300, ge=0, le=86400, description="TTL of the records, in seconds")
     updater: str = Field(
         default=".tools/nodetools/ephemeros-dnsupdate",
         description="the program nodes run to update their own records; served next to the Ignition configs",
@@ -224,14 +235,16 @@ class Namecheap(Model):
     domain: DnsName | None = Field(
         default=None, description="the domain registered at Namecheap; default: the cluster's domain"
     )
-    update_url: HttpUrl = Field(default="https://dynamicdns.park-your-domain.com/update")
+    update_url: HttpUrl = Field(
+        default="https://dynamicdns.park-your-domain.com/update", description="Namecheap's dynamic DNS endpoint"
+    )
 
 
 class Dns(Model):
     """DNS records for the nodes and the API server."""
 
-    rfc2136: Rfc2136 | None = None
-    namecheap: Namecheap | None = None
+    rfc2136: Rfc2136 | None = Field(default=None, description="records kept with RFC 2136 updates")
+    namecheap: Namecheap | None = Field(default=None, description="records kept with Namecheap dynamic DNS")
     primary_record: HostName = Field(
         default="primary", description="name that every healthy server claims, for ingress"
     )
@@ -245,28 +258,38 @@ class Dns(Model):
 class Rotation(Model):
     """Generations of the cluster's secrets: raise one to replace that secret at the next `pulumi up`."""
 
-    server_token: int = Field(default=0, ge=0)
-    agent_token: int = Field(default=0, ge=0)
-    node_passwords: dict[HostName, int] = Field(default_factory=dict)
+    server_token: int = Field(default=0, ge=0, description="generation of the k3s server token")
+    agent_token: int = Field(default=0, ge=0, description="generation of the k3s agent token")
+    node_passwords: dict[HostName, int] = Field(
+        default_factory=dict, description="generation of each node's k3s node password, by hostname"
+    )
 
 
 class Settings(Model):
     """All non-secret settings of a stack."""
 
-    cluster_name: HostName = Field(description="name of the cluster, a DNS label such as lab")
-    domain: DnsName = Field(description="DNS domain of the nodes, e.g. lab.example.com")
+    cluster_name: HostName = Field(description="name of the cluster, a DNS label such as lab; names its resources")
+    domain: DnsName = Field(description="DNS domain of the nodes (e.g. lab.example.com): a node is <hostname>.<domain>")
     api_server_address: Annotated[DnsName | None, BeforeValidator(_empty_is_none)] = Field(
-        default=None, description="name or address agents join at; default: the first server's FQDN"
+        default=None,
+        description="name or address that agents (and joining servers) reach the k3s API at; "
+        "default: the first server's FQDN",
     )
-    ignition_base_url: HttpUrl = Field(description="base URL the public Ignition configs are served from")
-    k3s: K3s = Field(alias="k3s", description="the k3s release and cluster-wide k3s settings")
+    ignition_base_url: HttpUrl = Field(
+        description="base URL the public Ignition configs are served from: node N fetches <ignitionBaseUrl>/N.ign"
+    )
+    k3s: K3s = Field(alias="k3s", description="the k3s release every node downloads, and cluster-wide k3s settings")
     flatcar: Flatcar = Field(default=Flatcar(), description="the Flatcar release nodes boot")
     bootloader: Bootloader = Field(default=Bootloader(), description="the boot programs the sticks are built from")
     nodes: tuple[Node, ...] = Field(min_length=1, description="the machines of the cluster")
     ssh_keys: tuple[SshPublicKey, ...] = Field(min_length=1, description="SSH public keys for the core user")
     datastore: Datastore = Field(default=Datastore(), description="where the servers keep cluster state")
-    heartbeat: Annotated[Heartbeat | None, AfterValidator(_disabled_is_none)] = None
-    dns: Annotated[Dns | None, AfterValidator(_disabled_is_none)] = None
+    heartbeat: Annotated[Heartbeat | None, AfterValidator(_disabled_is_none)] = Field(
+        default=None, description="a heartbeat check per node", json_schema_extra=off({"enabled": False})
+    )
+    dns: Annotated[Dns | None, AfterValidator(_disabled_is_none)] = Field(
+        default=None, description="DNS records for the nodes and the API server", json_schema_extra=off({})
+    )
     rotate: Rotation = Field(default=Rotation(), description="generations of the cluster's secrets")
 
     @property
@@ -279,13 +302,10 @@ class Settings(Model):
 
     @property
     def api_server_url(self) -> str:
-        return f"https://{self.api_server}:6443"
+        return f"https://{self.api_server}:{K3S_API_PORT}"
 
     def fqdn(self, node: Node) -> str:
         return f"{node.hostname}.{self.domain}"
 
     def ignition_url(self, node: Node) -> str:
         return f"{self.ignition_base_url}/{config_name(node.hostname)}"
-
-    def node(self, hostname: str) -> Node:
-        return next(n for n in self.nodes if n.hostname == hostname)

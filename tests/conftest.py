@@ -1,13 +1,51 @@
-"""Fixtures shared by the tests."""
+"""Fixtures and hooks shared by the tests.
+
+Scenarios: a module marked `pytest.mark.scenario` tells one story in steps, its tests in file order, each starting
+from the state the previous ones left (a stack under the real engine is slow to make, and a stack's life is the
+thing under test). A step whose predecessors did not all pass fails at once, naming the first that did not,
+instead of failing later in a confusing way; so run such a module whole.
+"""
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+_PASSED: dict[str, set[str]] = {}
+
+
+def _steps(module: ModuleType) -> list[str]:
+    """The module's test functions, in the order they are written."""
+    functions = [f for name, f in vars(module).items() if name.startswith("test_") and inspect.isfunction(f)]
+    return [f.__name__ for f in sorted(functions, key=lambda f: f.__code__.co_firstlineno)]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("scenario") is None or not isinstance(item, pytest.Function):
+        return
+    module = item.module
+    passed = _PASSED.setdefault(module.__name__, set())
+    steps = _steps(module)
+    for step in steps[: steps.index(item.originalname)]:
+        if step not in passed:
+            pytest.fail(f"step {step} of this scenario has not passed, and this step starts from its state")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    in_scenario = isinstance(item, pytest.Function) and item.get_closest_marker("scenario") is not None
+    if in_scenario and report.when == "call" and report.passed:
+        _PASSED.setdefault(item.module.__name__, set()).add(item.originalname)  # type: ignore[attr-defined]
+    return report
 
 
 @pytest.fixture

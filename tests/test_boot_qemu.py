@@ -1,7 +1,7 @@
 """The dev stack's sticks, built by `pulumi up` under the real engine, boot in QEMU under UEFI and BIOS.
 
 A loopback HTTP server stands in for flatcar.baseUrl and serves Debian's kernel with a busybox init (see
-tests/support/boot_assets.py) that reports the kernel command line and the secrets partition's files.
+harness/boot_assets.py) that reports the kernel command line and the secrets partition's files.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ from typing import Any
 
 import pytest
 
-from bootmedia import layout as B
+from base import stick_layout as B
 from bootmedia.boot_script import boot_script, syslinux_config
 from bootmedia.bootloader import check_bootloader
 from bootmedia.image import ImageSpec, build_image
 from bootmedia.secret_files import GeneratedSecrets, secret_files
+from harness import qemu
+from harness.boot_assets import MARKER, boot_assets
+from harness.http_server import serve_directory
+from harness.pulumi_project import PulumiProject
+from harness.stack import REPO, stack_settings, to_raw
 from settings import load_settings
 from settings.model import Bootloader
-from tests.support import qemu
-from tests.support.boot_assets import MARKER, boot_assets
-from tests.support.http_server import serve_directory
-from tests.support.pulumi_project import PulumiProject
-from tests.support.stack import REPO, stack_settings, to_raw
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]
 VERSION = "4593.2.5"

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from bootmedia import layout as B
+from base import node_layout as L
+from base import stick_layout as B
 from bootmedia.boot_script import boot_script, syslinux_config
 from bootmedia.bootloader import BootFiles, BootloaderError, check_bootloader, check_ipxe_efi, check_ipxe_lkrn
 from bootmedia.image import ImageSpec, build_image
 from bootmedia.secret_files import GeneratedSecrets, env_file, secret_files
-from ignition import layout as L
+from harness.stack import REPO, SECRET_VALUES, full_settings, node_named, secret_keys, stack_settings, to_raw
+from harness.stick import extract
 from settings import LoadedSettings, load_settings
 from settings.model import Bootloader
-from tests.support.stack import REPO, SECRET_VALUES, full_settings, secret_keys, stack_settings, to_raw
-from tests.support.stick import extract
 
 GENERATED = GeneratedSecrets("server-token-XYZ", "agent-token-XYZ", "node-password-XYZ", "https://hc.test/ping/abc")
 
@@ -39,7 +39,7 @@ def boot_files() -> BootFiles:
 def spec_for(
     loaded: LoadedSettings, hostname: str, boot_files: BootFiles, generated: GeneratedSecrets = GENERATED
 ) -> ImageSpec:
-    node = loaded.settings.node(hostname)
+    node = node_named(loaded.settings, hostname)
     return ImageSpec(
         identity=f"{loaded.settings.cluster_name}/{hostname}",
         boot_script=boot_script(loaded.settings, node),
@@ -56,7 +56,7 @@ def test_boot_script_boots_the_pinned_flatcar_with_the_nodes_ignition() -> None:
     doc = stack_settings("dev")
     doc["nodes"][1]["kernelArgs"] = ["flatcar.autologin"]
     settings = load(doc).settings
-    script = boot_script(settings, settings.node("node1"))
+    script = boot_script(settings, node_named(settings, "node1"))
     assert script.startswith("#!ipxe\n")
     assert "set base-url https://stable.release.flatcar-linux.net/amd64-usr/4593.2.5\n" in script
     kernel = next(line for line in script.splitlines() if line.startswith("kernel "))
@@ -102,8 +102,8 @@ def test_syslinux_runs_ipxe_with_the_script_as_initrd() -> None:
 def test_server_gets_both_tokens_and_the_datastore_agent_only_its_token() -> None:
     doc, secret = full_settings()
     loaded = load(doc, secret)
-    server = secret_files(loaded.settings, loaded.settings.node("node0"), loaded.credentials, GENERATED)
-    agent = secret_files(loaded.settings, loaded.settings.node("node1"), loaded.credentials, GENERATED)
+    server = secret_files(loaded.settings, node_named(loaded.settings, "node0"), loaded.credentials, GENERATED)
+    agent = secret_files(loaded.settings, node_named(loaded.settings, "node1"), loaded.credentials, GENERATED)
     assert server[L.K3S_ENV] == 'K3S_TOKEN="server-token-XYZ"\nK3S_AGENT_TOKEN="agent-token-XYZ"\n'
     assert agent[L.K3S_ENV] == 'K3S_TOKEN="agent-token-XYZ"\n'
     assert server[L.DATASTORE_ENV] == f'K3S_DATASTORE_ENDPOINT="{SECRET_VALUES["datastoreEndpoint"]}"\n'
@@ -118,7 +118,7 @@ def test_server_gets_both_tokens_and_the_datastore_agent_only_its_token() -> Non
 
 def test_a_plain_node_gets_only_what_it_needs() -> None:
     loaded = load(stack_settings("dev"))
-    files = secret_files(loaded.settings, loaded.settings.node("node1"), loaded.credentials, GENERATED)
+    files = secret_files(loaded.settings, node_named(loaded.settings, "node1"), loaded.credentials, GENERATED)
     assert sorted(files) == sorted([L.K3S_ENV, L.NODE_PASSWORD, L.NODE_IDENTITY])
 
 

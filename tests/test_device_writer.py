@@ -1,4 +1,5 @@
-"""Writing a stick: every refusal, against a made-up system view; the write itself, to a file."""
+"""Writing a stick: every refusal, against a made-up system view and real devices; the write itself, to a real
+block device (a loop device, which a made-up view calls removable)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bootmedia.device import DeviceRefused, System, check_block_device, check_target, write_image
+from harness.loop_device import loop_device, major_minor
 
 IMAGE_SIZE = 14 * 1024 * 1024
 STICK_SECTORS = str(16 * 1024 * 1024 * 1024 // 512)  # a 16 GiB stick
@@ -26,10 +28,10 @@ class FakeSystem:
         (root / "swaps").write_text("Filename Type Size Used Priority\n")
         self.minor = 0
 
-    def _link(self, name: str, device_dir: Path) -> None:
+    def _link(self, name: str, device_dir: Path, number: str | None = None) -> None:
         (self.root / "sys/class/block" / name).symlink_to(device_dir)
         self.minor += 1
-        (self.root / "sys/dev/block" / f"8:{self.minor}").symlink_to(device_dir)
+        (self.root / "sys/dev/block" / (number or f"8:{self.minor}")).symlink_to(device_dir)
 
     def number(self, name: str) -> str:
         for link in (self.root / "sys/dev/block").iterdir():
@@ -37,12 +39,20 @@ class FakeSystem:
                 return link.name
         raise KeyError(name)
 
-    def disk(self, name: str, removable: str = "1", ro: str = "0", sectors: str = STICK_SECTORS) -> None:
-        directory = self.root / "sys/devices/block" / name
+    def disk(
+        self,
+        name: str,
+        removable: str = "1",
+        ro: str = "0",
+        sectors: str = STICK_SECTORS,
+        number: str | None = None,
+        bus: str = "block",
+    ) -> None:
+        directory = self.root / "sys/devices" / bus / name
         directory.mkdir(parents=True)
         for attribute, value in (("removable", removable), ("ro", ro), ("size", sectors)):
             (directory / attribute).write_text(value + "\n")
-        self._link(name, directory)
+        self._link(name, directory, number)
 
     def partition(self, disk: str, name: str) -> None:
         directory = self.root / "sys/devices/block" / disk / name
@@ -89,7 +99,7 @@ def test_an_unmounted_removable_stick_may_be_written(machine: FakeSystem) -> Non
     ("setup", "device", "reason"),
     [
         (lambda m: None, "sdb1", "is a partition: give the whole stick"),
-        (lambda m: None, "sda", "is not a removable device"),
+        (lambda m: None, "sda", "is neither removable nor attached through USB"),
         (lambda m: m.disk("sdc", ro="1"), "sdc", "is read-only"),
         (lambda m: m.mount("sdb1", "/media/usb"), "sdb", "is in use: /media/usb is mounted from it"),
         (lambda m: m.swap("sdb1"), "sdb", "is in use as swap"),
@@ -115,29 +125,46 @@ def test_a_removable_disk_holding_the_running_system_is_refused(tmp_path: Path) 
         check_block_device("sdb", IMAGE_SIZE, fake.system)
 
 
-def test_only_block_devices_and_regular_files_are_targets(tmp_path: Path) -> None:
+def test_a_fixed_disk_attached_through_usb_may_be_written(tmp_path: Path) -> None:
+    """Many USB disks (SSDs in enclosures) call themselves fixed; they hang off a USB bus."""
+    fake = FakeSystem(tmp_path)
+    fake.disk("sdc", removable="0", bus="pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/block")
+    check_block_device("sdc", IMAGE_SIZE, fake.system)
+
+
+def test_only_block_devices_are_targets(tmp_path: Path) -> None:
     with pytest.raises(DeviceRefused, match="does not exist: is the stick plugged in"):
         check_target(tmp_path / "absent", IMAGE_SIZE, System())
-    with pytest.raises(DeviceRefused, match="neither a block device nor a regular file"):
+    with pytest.raises(DeviceRefused, match="is not a block device"):
         check_target(Path("/dev/null"), IMAGE_SIZE, System())
-    with pytest.raises(DeviceRefused, match="neither a block device nor a regular file"):
+    with pytest.raises(DeviceRefused, match="is not a block device"):
         check_target(tmp_path, IMAGE_SIZE, System())
-    (tmp_path / "file").write_bytes(b"")
-    check_target(tmp_path / "file", IMAGE_SIZE, System())
+    (tmp_path / "file").write_bytes(b"\0" * IMAGE_SIZE)
+    with pytest.raises(DeviceRefused, match="is a regular file, not a stick"):
+        check_target(tmp_path / "file", IMAGE_SIZE, System())
+
+
+def test_a_real_fixed_block_device_is_refused(tmp_path: Path) -> None:
+    with loop_device(tmp_path / "disk", 32 * 1024 * 1024) as device:
+        with pytest.raises(DeviceRefused, match="neither removable nor attached through USB"):
+            check_target(device, IMAGE_SIZE, System())
+        with pytest.raises(DeviceRefused, match="neither removable nor attached through USB"):
+            write_image(tmp_path / "disk", device, print)
 
 
 def test_writing_shows_progress_and_verifies(tmp_path: Path) -> None:
     image = tmp_path / "node.img"
     data = os.urandom(IMAGE_SIZE)
     image.write_bytes(data)
-    stick = tmp_path / "stick"
-    stick.write_bytes(b"\xff" * (32 * 1024 * 1024))  # a bigger stick with old contents
     lines: list[str] = []
+    with loop_device(tmp_path / "stick", 32 * 1024 * 1024) as stick:  # a bigger stick with old contents
+        view = FakeSystem(tmp_path / "view")
+        view.disk(stick.name, number=major_minor(stick))
+        digest = write_image(image, stick, lines.append, view.system)
+        written = stick.read_bytes()
 
-    digest = write_image(image, stick, lines.append)
-
-    assert stick.read_bytes()[:IMAGE_SIZE] == data
-    assert stick.stat().st_size == 32 * 1024 * 1024
+    assert written[:IMAGE_SIZE] == data
+    assert written[IMAGE_SIZE:] == b"\xff" * (len(written) - IMAGE_SIZE)
     percents = [int(line.split(": ")[1].split("%")[0]) for line in lines if "%" in line]
     assert percents == sorted(percents)
     assert len(percents) >= 3

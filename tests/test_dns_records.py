@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
+from harness.bind import Bind, bind_server
+from harness.stack import REPO
 from providers.dns_record import DnsRecordProvider, DnsUpdateError
-from tests.support.bind import Bind, bind_server
-from tests.support.stack import REPO
 
 ZONE = "lab.ephemeros.test"
 UPDATER = REPO / ".tools/nodetools/ephemeros-dnsupdate"

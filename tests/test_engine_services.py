@@ -15,14 +15,14 @@ from urllib.parse import unquote
 
 import pytest
 
-from ignition import layout as L
+from base import node_layout as L
+from harness.bind import Bind, bind_server
+from harness.pulumi_project import PulumiProject
+from harness.stack import stack_settings
+from harness.stick import secret_file
 from tests.fakes.healthchecks import FakeHealthchecks, Project, running
-from tests.support.bind import Bind, bind_server
-from tests.support.pulumi_project import PulumiProject
-from tests.support.stack import stack_settings
-from tests.support.stick import secret_file
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.scenario]
 ZONE = "ephemeros.test"
 DOMAIN = "dev.ephemeros.test"
 

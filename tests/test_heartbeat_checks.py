@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from ignition import layout as L
+from base import node_layout as L
 from ignition.render import render_template
 from providers import healthchecks
 from providers.healthchecks import HealthchecksError, HeartbeatCheckProvider

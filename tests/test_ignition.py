@@ -16,12 +16,12 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from ignition import layout as L
+from base import node_layout as L
+from harness import ignition_tools
+from harness.http_server import serve_directory
+from harness.stack import SECRET_VALUES, full_settings, node_named, secret_keys, stack_settings, to_raw
 from ignition.render import render_node_config, to_json
 from settings import LoadedSettings, load_settings
-from tests.support import ignition_tools
-from tests.support.http_server import serve_directory
-from tests.support.stack import SECRET_VALUES, full_settings, secret_keys, stack_settings, to_raw
 
 K3S_VERSION = "v1.36.4+k3s1"
 
@@ -61,7 +61,8 @@ def mirrored(doc: dict[str, Any], mirror: K3sMirror, sha256: str | None = None) 
 
 def render_to(loaded: LoadedSettings, hostname: str, directory: Path) -> Path:
     path = directory / f"{hostname}.ign"
-    config = render_node_config(loaded.settings, loaded.settings.node(hostname), loaded.credentials)
+    node = node_named(loaded.settings, hostname)
+    config = render_node_config(loaded.settings, node, log_export=loaded.credentials.log_export_target is not None)
     path.write_text(to_json(config))
     return path
 
@@ -95,7 +96,7 @@ def test_ignition_applies_dev_stack_config(
     hostname: str, tmp_path: Path, world_readable_tmp: Path, k3s_mirror: K3sMirror
 ) -> None:
     loaded = load(mirrored(DEV, k3s_mirror))
-    node = loaded.settings.node(hostname)
+    node = node_named(loaded.settings, hostname)
     applied = ignition_tools.apply(render_to(loaded, hostname, tmp_path), world_readable_tmp)
     assert applied.returncode == 0, applied.log
     root = applied.root

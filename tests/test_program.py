@@ -10,11 +10,12 @@ from typing import Any, TypeVar, cast
 import pulumi
 import pytest
 
+from base.build_layout import BuildDir
 from bootmedia.bootloader import check_bootloader
-from components.build_dir import BuildDir
 from components.cluster import Cluster, ClusterArgs
+from harness.stack import REPO, SECRET_VALUES, full_settings, secret_keys, to_raw
+from ignition.render import to_ignition, to_json
 from settings import load_settings
-from tests.support.stack import REPO, SECRET_VALUES, full_settings, secret_keys, to_raw
 
 # How a secret value looks among a mocked resource's inputs (Pulumi's "special signature" for secrets).
 SECRET_SIG, SECRET_MARKER = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
@@ -34,6 +35,9 @@ class Recorder(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ.endswith(":RandomSecret"):
             outputs["result"] = f"generated-{args.name}"
+        if args.typ.endswith(":HeartbeatCheck"):
+            outputs["uuid"] = f"uuid-of-{args.name}"
+            outputs["pingUrl"] = f"https://hc.example.net/ping/uuid-of-{args.name}"
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -68,7 +72,7 @@ def test_one_node_component_per_node_under_the_cluster(recorder: Recorder) -> pu
         assert len(recorder.of_type("ephemeros:index:Cluster")) == 1
         assert len(recorder.of_type("ephemeros:index:ClusterSecrets")) == 1
         assert len(recorder.of_type("ephemeros:index:Node")) == len(hostnames)
-        assert len(recorder.of_type(":LocalFile")) == len(hostnames)
+        assert len(recorder.of_type(":IgnitionFile")) == len(hostnames)
         assert len(recorder.of_type(":StickImage")) == len(hostnames)
         assert recorder.of_type(":StickWriter") == []  # no node names a device to write
         assert len(recorder.of_type(":RandomSecret")) == 2 + len(hostnames)
@@ -121,16 +125,19 @@ def test_public_ignition_holds_no_generated_or_configured_secret(recorder: Recor
     cluster = make_cluster()
 
     def check(_: Any) -> None:
-        files = recorder.of_type(":LocalFile")
+        files = recorder.of_type(":IgnitionFile")
         assert files
         forbidden = [f"generated-lab-secrets-{s}" for s in ("server-token", "agent-token", "node0-node-password")]
         forbidden += list(SECRET_VALUES.values())
         for _, name, inputs in files:
             assert inputs["path"].startswith("build/test/ignition/")
             assert inputs["mode"] == 0o644
-            json.loads(inputs["content"])
+            readable = json.dumps(inputs["config"])
+            written = to_json(to_ignition(inputs["config"]))
+            assert "k3s.service" in readable
             for secret in forbidden:
-                assert secret not in inputs["content"], f"{secret} in {name}"
+                assert secret not in readable, f"{secret} in {name}"
+                assert secret not in written, f"{secret} in {name}"
 
     return pulumi.Output.all(*(n.ignition_file for n in cluster.nodes.values())).apply(check)
 
@@ -185,7 +192,8 @@ def test_a_check_per_node_the_clusters_check_and_records_for_static_nodes(record
         assert [(inputs["name"], inputs["values"]) for _, _, inputs in records] == [
             ("node0.lab.ephemeros.test", ["192.168.50.10"])  # the only static node, also the API server's name
         ]
-        assert len(recorder.of_type(":LocalFile")) == 4 + 1  # the Ignition configs, and the published updater
+        assert len(recorder.of_type(":IgnitionFile")) == 4  # the Ignition configs
+        assert len(recorder.of_type(":LocalFile")) == 1  # and the published updater
         assert all("ephemeros:index:Cluster$ephemeros:index:Node::" in urn for urn in urns)
 
     return pulumi.Output.all(*(node.stick_image for node in cluster.nodes.values())).apply(

@@ -1,4 +1,4 @@
-"""Facts kept in more than one file agree: config keys, engine versions."""
+"""Facts kept in more than one file agree: generated declarations, config keys, engine versions."""
 
 from __future__ import annotations
 
@@ -6,13 +6,19 @@ import re
 
 import yaml
 
-from settings import CREDENTIAL_KEYS, setting_keys
-from tests.support.stack import REPO
+from harness.stack import REPO
+from settings import credential_keys, setting_keys
+from settings.schema import generated_files
 
 
 def project_config() -> dict[str, dict[str, object]]:
     config: dict[str, dict[str, object]] = yaml.safe_load((REPO / "Pulumi.yaml").read_text())["config"]
     return config
+
+
+def test_generated_files_are_current() -> None:
+    for path, text in generated_files().items():
+        assert path.read_text() == text, f"{path.name} is stale: run `make generate` and commit it"
 
 
 def test_pulumi_yaml_declares_exactly_the_settings() -> None:
@@ -27,7 +33,7 @@ def test_every_declared_key_has_a_type_and_description() -> None:
 
 def test_credentials_are_described_as_secret_and_default_to_unset() -> None:
     config = project_config()
-    for key in CREDENTIAL_KEYS:
+    for key in credential_keys():
         assert str(config[key]["description"]).startswith("(secret)"), key
         assert config[key]["default"] in ("", {}), key
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from harness.stack import SECRET_VALUES, base_settings, edited, full_settings, secret_keys, to_raw
 from settings import LoadedSettings, SettingsError, load_settings
-from tests.support.stack import SECRET_VALUES, base_settings, edited, full_settings, secret_keys, to_raw
 
 Doc = dict[str, Any]
 

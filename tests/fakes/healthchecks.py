@@ -1,11 +1,14 @@
 """A local Healthchecks server for tests: the Management API v3 and the ping endpoints, on loopback.
 
-It follows the documented API and the upstream implementation's behaviour closely: X-Api-Key (or `api_key` in
-a JSON body) of 32 characters, 401 "missing api key" / "wrong api key"; strict validation of create and update
-bodies with the same "json validation error: ..." messages; `unique` upserts answered 200 (found and updated)
-or 201 (created); 403 with an empty body at the project's check limit or for another project's check; Django's
-404 page for a check that does not exist; channels as "*", "" or a list of ids or names. Tests can queue
-faults (429 with Retry-After, 5xx) for the next requests.
+It follows the documented API and the upstream implementation's behaviour, as a real Healthchecks server (v3.13)
+was seen to answer: X-Api-Key (or `api_key` in a JSON body) of 32 characters, 401 "missing api key" / "wrong api
+key"; strict validation of create and update bodies with the same "json validation error: ..." messages (a body
+that is not an object: "value is not an object"; booleans count as numbers, so `timeout: true` is "too small");
+`unique` upserts answered 200 (found and updated) or 201 (created); 403 with an empty text/html body at the
+account's check limit (counted over all of the account's projects) or for another project's check; Django's 404
+page for a check that does not exist; channels as "*", "" or a list of ids or names, listed by GET
+/api/v3/channels/; check documents with badge_url and the filter_* fields; pings at /ping/<uuid>[/start|/fail|
+/log|/<exit code>]. Tests can queue faults (429 with Retry-After, 5xx) for the next requests.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 MAX_DURATION = 31536000
 API = "/api/v3/checks/"
+CHANNELS = "/api/v3/channels/"
 NOT_FOUND_PAGE = "<!doctype html>\n<html><head><title>Not Found</title></head><body><h1>Not Found</h1></body></html>"
 UNIQUE_FIELDS = ("name", "slug", "tags", "timeout", "grace")
 STRING_FIELDS = ("name", "slug", "tags", "desc", "channels", "schedule", "tz", "success_kw", "failure_kw", "start_kw")
@@ -34,10 +38,15 @@ class Invalid(Exception):
 
 
 @dataclass
+class Account:
+    check_limit: int = 20
+
+
+@dataclass
 class Project:
     api_key: str
     read_only_key: str
-    check_limit: int = 20
+    account: Account = field(default_factory=Account)
     channels: list[dict[str, str]] = field(default_factory=list)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # uuid -> check
 
@@ -45,7 +54,7 @@ class Project:
 def validate(body: Any) -> dict[str, Any]:
     """The subset of upstream's Spec that ephemeros and the tests use; first error wins, upstream's wording."""
     if not isinstance(body, dict):
-        raise Invalid("json validation error: root is not an object")
+        raise Invalid("json validation error: value is not an object")
     spec = {k: v for k, v in body.items() if k != "api_key"}
     for key, value in spec.items():
         if key in STRING_FIELDS:
@@ -56,13 +65,13 @@ def validate(body: Any) -> dict[str, Any]:
             if key == "slug" and not re.fullmatch(r"[a-z0-9-_]*", value):
                 raise Invalid("json validation error: slug does not match pattern")
         elif key in ("timeout", "grace"):
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not isinstance(value, int):  # a bool is an int here, as upstream: True is 1, "too small"
                 raise Invalid(f"json validation error: {key} is not a number")
             if value < 60:
                 raise Invalid(f"json validation error: {key} is too small")
             if value > MAX_DURATION:
                 raise Invalid(f"json validation error: {key} is too large")
-        elif key in ("manual_resume", "filter_subject", "filter_body"):
+        elif key in ("manual_resume", "filter_subject", "filter_body", "filter_http_body", "filter_default_fail"):
             if not isinstance(value, bool):
                 raise Invalid(f"json validation error: {key} is not a boolean")
         elif key == "methods":
@@ -87,11 +96,13 @@ class FakeHealthchecks:
         self.lock = threading.Lock()
         self.url = ""
 
-    def add_project(self, channels: tuple[str, ...] = ("Email", "Pager"), check_limit: int = 20) -> Project:
+    def add_project(
+        self, channels: tuple[str, ...] = ("Email", "Pager"), check_limit: int = 20, account: Account | None = None
+    ) -> Project:
         project = Project(
             api_key=uuid.uuid4().hex,
             read_only_key=uuid.uuid4().hex,
-            check_limit=check_limit,
+            account=account or Account(check_limit),
             channels=[{"id": str(uuid.uuid4()), "name": name, "kind": "email"} for name in channels],
         )
         self.projects.append(project)
@@ -121,6 +132,7 @@ class FakeHealthchecks:
         else:
             result["uuid"] = code
             result["ping_url"] = f"{self.url}/ping/{code}"
+            result["badge_url"] = f"{self.url}/b/2/{uuid.uuid5(uuid.NAMESPACE_URL, code)}.svg"
             result["update_url"] = f"{self.url}{API}{code}"
             result["pause_url"] = f"{self.url}{API}{code}/pause"
             result["resume_url"] = f"{self.url}{API}{code}/resume"
@@ -158,7 +170,8 @@ class FakeHealthchecks:
                 if all(check.get(key) == spec[key] for key in unique):
                     self.apply(project, check, spec)
                     return 200, check
-        if len(project.checks) >= project.check_limit:
+        account_checks = sum(len(p.checks) for p in self.projects if p.account is project.account)
+        if account_checks >= project.account.check_limit:
             return 403, None
         check = {
             "uuid": str(uuid.uuid4()),
@@ -181,6 +194,8 @@ class FakeHealthchecks:
             "failure_kw": "",
             "filter_subject": False,
             "filter_body": False,
+            "filter_http_body": False,
+            "filter_default_fail": False,
             "timeout": 86400,
             "channel_ids": [],
         }
@@ -198,7 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: str = "", headers: dict[str, str] | None = None, kind: str = "json") -> None:
         data = body.encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json" if kind == "json" else "text/html")
+        self.send_header("Content-Type", {"json": "application/json", "html": "text/html"}.get(kind, "text/plain"))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
@@ -245,7 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status, headers, fault_body = fake.faults.popleft()
                 self._send(status, fault_body, headers)
                 return
-            if not self.path.startswith(API):
+            if not self.path.startswith((API, CHANNELS)):
                 self._send(404, NOT_FOUND_PAGE, kind="html")
                 return
             body, parsed = self._body() if method == "POST" else ({}, True)
@@ -256,12 +271,20 @@ class _Handler(BaseHTTPRequestHandler):
             project = self._project(body, write=method != "GET")
             if project is None:
                 return
-            if code == "":
+            if self.path.startswith(CHANNELS):
+                self._channels(method, project)
+            elif code == "":
                 self._collection(method, project, body)
             else:
                 self._single(
                     method, project, code, body, readonly=self.headers.get("X-Api-Key") == project.read_only_key
                 )
+
+    def _channels(self, method: str, project: Project) -> None:
+        if method != "GET":
+            self._send(405)
+            return
+        self._json(200, {"channels": [dict(c) for c in project.channels]})
 
     def _collection(self, method: str, project: Project, body: Any) -> None:
         if method == "GET":
@@ -277,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, str(error))
             return
         if check is None:
-            self._send(status)  # 403 with an empty body, as upstream
+            self._send(status, kind="html")  # 403 with an empty text/html body, as upstream
             return
         self._json(status, self.fake.to_dict(check))
 
@@ -287,7 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, NOT_FOUND_PAGE, kind="html")
             return
         if check not in project.checks.values():
-            self._send(403)
+            self._send(403, kind="html")
             return
         if method == "GET":
             self._json(200, self.fake.to_dict(check, readonly))
@@ -305,16 +328,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(405)
 
     def _ping(self, method: str) -> None:
-        parts = self.path[len("/ping/") :].split("/")
+        parts = self.path[len("/ping/") :].split("?")[0].split("/")
         code, kind = parts[0], parts[1] if len(parts) > 1 else "success"
+        if kind.isdigit() and int(kind) <= 255:  # an exit status: 0 is success, anything else a failure
+            kind = "success" if int(kind) == 0 else "fail"
         check = next((c for c in self.fake.checks() if c["uuid"] == code), None)
-        if check is None or kind not in ("success", "fail", "start"):
+        if check is None or kind not in ("success", "fail", "start", "log"):
             self._send(404, "not found", kind="text")
             return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode(errors="replace") if length else ""
         check["n_pings"] += 1
-        check["status"] = {"success": "up", "fail": "down", "start": check["status"]}[kind]
+        check["status"] = {"success": "up", "fail": "down"}.get(kind, check["status"])
         self.fake.pings.append((code, kind, raw))
         self._send(200, "OK", kind="text")
 

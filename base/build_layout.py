@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ignition import layout as L
+from base import node_layout as L
 
 
 @dataclass(frozen=True)
 class BuildDir:
+    """A stack's build directory and what goes where in it."""
+
     root: Path  # e.g. build/dev
 
     @property

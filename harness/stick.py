@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bootmedia import layout as B
+from base import stick_layout as B
 
 
 def extract(image: Path, start: int, size: int, into: Path) -> Path:

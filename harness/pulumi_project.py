@@ -17,9 +17,10 @@ from typing import Any
 
 import yaml
 
-from tests.support.stack import REPO
+from harness.stack import REPO
 
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
+NOT_PROGRAM = ("tests", "bench", "harness")  # packages a stack never imports
 
 
 def make_env() -> dict[str, str]:
@@ -33,7 +34,7 @@ def program_packages() -> list[Path]:
     return [
         p.parent
         for p in sorted(REPO.glob("*/__init__.py"))
-        if p.parent.name not in ("tests", "bench") and not p.parent.name.startswith(".")
+        if p.parent.name not in NOT_PROGRAM and not p.parent.name.startswith(".")
     ]
 
 

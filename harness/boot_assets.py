@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.stack import REPO
+from harness.stack import REPO
 
 CACHE = REPO / ".tools/test-assets"
 MARKER = "EPHEMEROS-TEST"

@@ -1,6 +1,6 @@
 """Where things are on a node: one place for each path, unit name and label that several parts rely on.
 
-The stick builder writes the secrets partition with these names and the Ignition units read them.
+The stick builder writes the secrets partition with these names, and the Ignition units and scripts read them.
 """
 
 from __future__ import annotations

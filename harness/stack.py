@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from settings import NAMESPACE
+from settings import NAMESPACE, Node, Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 # A real ed25519 public key whose private half was thrown away.
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILY9Yw23VJ4gHbd+RofU9iScY1bdpnqijBk+ZP8EsMOA test@ephemeros"
@@ -96,3 +96,7 @@ def stack_settings(stack: str) -> dict[str, Any]:
     config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
     prefix = f"{NAMESPACE}:"
     return {**project_defaults(), **{k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}}
+
+
+def node_named(settings: Settings, hostname: str) -> Node:
+    return next(n for n in settings.nodes if n.hostname == hostname)

@@ -1,0 +1,78 @@
+"""Pre-flight checks of the machine that runs Pulumi, before any resource is declared: the boot programs sticks
+are built from, the DNS updater nodes download, and every stick device the stack names (so that `pulumi preview`
+already shows a device that would be refused). Each problem names its key; all are reported at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from base import stick_layout as B
+from base.problems import Problems
+from bootmedia.bootloader import BootFiles, BootloaderError, check_bootloader
+from bootmedia.device import DeviceRefused, System, check_target
+from settings import NAMESPACE
+from settings.dns_plan import needs_dns_updater
+from settings.model import Settings
+
+
+class PreflightError(Problems):
+    """This machine cannot run the stack as configured; the message lists every problem, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("this machine cannot run the stack as configured: {count} problem(s)", problems)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the checks found: the boot programs, and the DNS updater when nodes need it."""
+
+    boot_files: BootFiles
+    dns_updater: Path | None
+
+
+def _is_elf(path: Path) -> bool:
+    with path.open("rb") as program:
+        return program.read(4) == b"\x7fELF"
+
+
+def check_dns_updater(settings: Settings, project_dir: Path) -> Path:
+    """The RFC 2136 updater that nodes on DHCP download."""
+    rfc2136 = settings.dns.rfc2136 if settings.dns is not None else None
+    if rfc2136 is None:
+        raise ValueError("only nodes that keep RFC 2136 records need the updater")
+    path = project_dir / rfc2136.updater
+    if not path.is_file() or not _is_elf(path):
+        raise PreflightError(
+            [
+                f"{NAMESPACE}:dns.rfc2136.updater: {path} is missing or not a program: run `make up` (which builds it "
+                "from nodetools/dnsupdate), or name a static x86_64 build of it"
+            ]
+        )
+    return path
+
+
+def check_machine(settings: Settings, project_dir: Path, system: System | None = None) -> Machine:
+    """Run every check; raises PreflightError listing all problems."""
+    problems: list[str] = []
+    boot_files: BootFiles | None = None
+    try:
+        boot_files = check_bootloader(settings.bootloader, project_dir)
+    except BootloaderError as error:
+        problems.append(str(error))
+    updater: Path | None = None
+    if needs_dns_updater(settings):
+        try:
+            updater = check_dns_updater(settings, project_dir)
+        except PreflightError as error:
+            problems += error.problems
+    for i, node in enumerate(settings.nodes):
+        if node.stick is None:
+            continue
+        try:
+            check_target(Path(node.stick.device), B.IMAGE_SIZE, system or System())
+        except DeviceRefused as error:
+            problems.append(f"{NAMESPACE}:nodes[{i}].stick.device (node {node.hostname}): {error}")
+    if problems or boot_files is None:
+        raise PreflightError(problems)
+    return Machine(boot_files, updater)

@@ -1,0 +1,54 @@
+"""The program's layers, as ARCHITECTURE.md draws them: every import points down a floor, or stays in its package."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from harness.stack import REPO
+
+
+def floors() -> dict[str, int]:
+    """Package -> floor, read from ARCHITECTURE.md's table."""
+    table = (REPO / "ARCHITECTURE.md").read_text()
+    found: dict[str, int] = {}
+    for floor, packages in re.findall(r"^\| (\d) \| ([^|]+) \|", table, re.MULTILINE):
+        for package in re.findall(r"`(\w+)`", packages):
+            found[package] = int(floor)
+    return found
+
+
+def imports(path: Path) -> set[str]:
+    """The top-level packages a module imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_table_names_every_program_package() -> None:
+    table = floors()
+    program = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"harness", "tests", "bench"}
+    assert program == set(table), "a package is missing from ARCHITECTURE.md's table, or the table names a ghost"
+
+
+def test_every_import_points_down() -> None:
+    table = floors()
+    wrong = []
+    modules = [(path, path.relative_to(REPO).parts[0]) for package in table for path in (REPO / package).rglob("*.py")]
+    modules.append((REPO / "__main__.py", "__main__"))
+    for path, package in modules:
+        floor = table.get(package, max(table.values()) + 1)
+        for imported in imports(path) & (set(table) | {"harness", "tests", "bench"}):
+            if imported == package:
+                continue
+            if imported not in table:
+                wrong.append(f"{path.relative_to(REPO)} imports {imported}, which is not part of the program")
+            elif table[imported] >= floor:
+                wrong.append(f"{path.relative_to(REPO)} (floor {floor}) imports {imported} (floor {table[imported]})")
+    assert wrong == []
+
