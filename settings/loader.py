@@ -18,7 +18,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from base.problems import Problems
-
 from settings.credentials import Credentials, credential_keys, is_set, parse_credentials
 from settings.model import Settings
 from settings.rules import cluster_problems, cluster_warnings
