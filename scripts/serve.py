@@ -1,6 +1,6 @@
 """Serve a directory's files over HTTP, read-only and without directory listings: the public Ignition configs.
 
-    python3 scripts/serve.py --bind 127.0.0.1 --port 8080 build/dev/ignition
+python3 scripts/serve.py --bind 127.0.0.1 --port 8080 build/dev/ignition
 """
 
 from __future__ import annotations

@@ -51,4 +51,3 @@ def test_every_import_points_down() -> None:
             elif table[imported] >= floor:
                 wrong.append(f"{path.relative_to(REPO)} (floor {floor}) imports {imported} (floor {table[imported]})")
     assert wrong == []
-
