@@ -1,4 +1,5 @@
-"""A real BIND 9 on loopback, primary for one zone that accepts RFC 2136 updates signed with one TSIG key."""
+"""A real BIND 9 on loopback, primary for one zone that accepts RFC 2136 updates signed with one TSIG key; it also
+knows a second key, which the zone's update policy does not allow."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class Bind:
     algorithm: str
     secret: str
     directory: Path
+    other_key_name: str  # known to the server, not allowed to update the zone
+    other_secret: str
 
     @property
     def address(self) -> str:
@@ -70,6 +73,8 @@ def bind_server(zone: str, key_name: str = "ephemeros-test", algorithm: str = "h
         raise RuntimeError("BIND 9 is missing: run `make setup-test` (Debian: bind9 bind9-utils bind9-dnsutils)")
     directory = Path(tempfile.mkdtemp(prefix="ephemeros-bind-"))
     secret = base64.b64encode(os.urandom(32)).decode()
+    other_secret = base64.b64encode(os.urandom(32)).decode()
+    other_key = f"{key_name}-other"
     port = _free_port()
     (directory / "named.conf").write_text(
         f"""options {{
@@ -82,6 +87,7 @@ def bind_server(zone: str, key_name: str = "ephemeros-test", algorithm: str = "h
 }};
 controls {{ }};
 key "{key_name}" {{ algorithm {algorithm}; secret "{secret}"; }};
+key "{other_key}" {{ algorithm {algorithm}; secret "{other_secret}"; }};
 zone "{zone}" {{ type primary; file "{directory}/zone.db"; allow-update {{ key "{key_name}"; }}; }};
 """
     )
@@ -94,7 +100,7 @@ ns IN A 127.0.0.1
     )
     log = (directory / "named.log").open("w")
     named = subprocess.Popen([NAMED, "-g", "-n", "1", "-c", str(directory / "named.conf")], stdout=log, stderr=log)
-    server = Bind(port, zone, key_name, algorithm, secret, directory)
+    server = Bind(port, zone, key_name, algorithm, secret, directory, other_key, other_secret)
     try:
         deadline = time.monotonic() + 30
         while "running" not in (directory / "named.log").read_text():

@@ -26,6 +26,7 @@ TEMPLATES = Templates(Path(__file__).parent / "templates", L=L)
 MODE_CONFIG = 0o644
 MODE_PRIVATE = 0o600
 MODE_EXECUTABLE = 0o755
+CLAIM_PERIODS = 3  # a server's claim on a shared name lasts this many DNS update periods without renewal
 
 
 class File(TypedDict, total=False):
@@ -128,6 +129,7 @@ def _ddns(settings: Settings, node: Node, dns_updater_sha256: str | None) -> tup
         namecheap=dns.namecheap,
         namecheap_domain=namecheap_domain(settings),
         rfc2136=dns.rfc2136 if via_rfc2136 else None,
+        lease=CLAIM_PERIODS * dns.update_period,
     )
     files = {L.DDNS_SCRIPT: _text(script, MODE_EXECUTABLE)}
     if via_rfc2136:

@@ -226,14 +226,19 @@ class HeartbeatCheckProvider(ResourceProvider):
         keys = [ApiKey.configured(self.configured_key)] if self.configured_key else []
         if state.api_key != self.configured_key:
             keys.append(ApiKey.stored(state.api_key))
-        for key in keys[:-1]:
+        refused: list[KeyRefused] = []
+        for key in keys:
             api = HealthchecksApi(state.api_url, key)
             try:
                 return api, call(api)
-            except KeyRefused:
-                continue
-        api = HealthchecksApi(state.api_url, keys[-1])
-        return api, call(api)
+            except KeyRefused as error:
+                refused.append(error)
+        if len(refused) == 1:
+            raise refused[0]
+        raise KeyRefused(
+            f"{refused[-1]}; before it, {keys[0].origin} was refused too: set healthchecksApiKey to the project's "
+            "current read-write key"
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         wanted = dataclasses.replace(HeartbeatCheckProps.from_props(props), owner=secrets.token_hex(8))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from settings.model import Heartbeat, Node, Settings
 
+MAX_CHECK_NAME = 100  # the healthchecks API refuses a longer name: "name is too long"
+
 
 @dataclass(frozen=True)
 class CheckSpec:

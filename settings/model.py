@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 from base.node_layout import K3S_API_PORT, config_name
 from settings.types import (
     AbsolutePath,
+    CheckTag,
     DnsName,
     FlatcarVersion,
     HostName,
@@ -205,9 +206,12 @@ class Heartbeat(Model):
         "urls: your own ping URL per node (secret heartbeatUrls)",
     )
     api_url: HttpUrl = Field(default="https://healthchecks.io", description="healthchecks API base URL")
-    period: int = Field(default=300, ge=60, le=2592000, description="seconds between pings")
-    grace: int = Field(default=60, ge=60, le=2592000, description="seconds of lateness before an alert")
-    tags: tuple[str, ...] = Field(default=(), description="tags for every check, besides ephemeros, cluster, role")
+    # The API's bounds for a check's timeout and grace (Management API v3: 60 to 31536000 seconds).
+    period: int = Field(default=300, ge=60, le=31536000, description="seconds between pings")
+    grace: int = Field(default=60, ge=60, le=31536000, description="seconds of lateness before an alert")
+    tags: tuple[CheckTag, ...] = Field(
+        default=(), description="tags for every check, besides ephemeros, cluster, role; one word each"
+    )
     channels: str = Field(default="*", description="notification channels: '*' for all, or a comma-separated list")
     cluster_check: bool = Field(default=False, description="also make one check for the whole cluster")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from ipaddress import ip_address
 
 from settings.credentials import Credentials
+from settings.heartbeat_plan import MAX_CHECK_NAME, cluster_check, node_check, uses_healthchecks
 from settings.model import Settings
 
 # Kernel arguments that the boot script sets itself; a node may not override them.
@@ -61,9 +63,64 @@ def cluster_problems(settings: Settings, credentials: Credentials) -> list[str]:
     for hostname in sorted(settings.rotate.node_passwords.keys() - {n.hostname for n in nodes}):
         problems.append(f"rotate.nodePasswords.{hostname}: {hostname} is not a node: remove it")
 
+    problems += _api_server_problems(settings)
     problems += _datastore_problems(settings, credentials, len(servers))
     problems += _heartbeat_problems(settings, credentials)
+    problems += _check_name_problems(settings)
     problems += _dns_problems(settings, credentials)
+    return problems
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _api_server_problems(settings: Settings) -> list[str]:
+    address = settings.api_server_address
+    if address is None:
+        return []
+    for node in settings.nodes:
+        if node.role != "agent":
+            continue
+        names = {node.hostname: "host name", settings.fqdn(node): "name"}
+        if node.address is not None:
+            names[str(node.address.ip)] = "address"
+        if address in names:
+            return [
+                f"apiServerAddress: {address} is the {names[address]} of node {node.hostname}, an agent: agents "
+                "join through it, so it must reach a server; name a server, a virtual IP or a load balancer in "
+                "front of the servers"
+            ]
+    if "." not in address and not _is_ip(address):
+        return [
+            f"apiServerAddress: {address} is a bare host name, which agents resolve only through their DNS search "
+            f"domains: write it in full (e.g. {address}.{settings.domain}) or give an IP address"
+        ]
+    return []
+
+
+def _check_name_problems(settings: Settings) -> list[str]:
+    """Check names the healthchecks API would refuse ("name is too long"), found before anything is made."""
+    if not uses_healthchecks(settings):
+        return []
+    problems = []
+    for i, node in enumerate(settings.nodes):
+        name = node_check(settings, node).name
+        if len(name) > MAX_CHECK_NAME:
+            problems.append(
+                f"nodes[{i}] (node {node.hostname}).hostname: its check would be named {name} ({len(name)} "
+                f"characters), and healthchecks takes at most {MAX_CHECK_NAME}: shorten the host name or domain"
+            )
+    cluster = cluster_check(settings)
+    if cluster is not None and len(cluster.name) > MAX_CHECK_NAME:
+        problems.append(
+            f"heartbeat.clusterCheck: the cluster's check would be named {cluster.name!r} ({len(cluster.name)} "
+            f"characters), and healthchecks takes at most {MAX_CHECK_NAME}: shorten clusterName or domain"
+        )
     return problems
 
 
@@ -169,6 +226,12 @@ def cluster_warnings(settings: Settings) -> list[str]:
         warnings.append(
             "ignitionBaseUrl is plain http: anyone on the network path can change what nodes run; "
             "serve the Ignition configs over https or only on a trusted LAN"
+        )
+    if settings.flatcar.base_url.startswith("http://"):
+        warnings.append(
+            "flatcar.baseUrl is plain http: nothing checks the kernel and initrd that nodes boot (the stick's iPXE "
+            "verifies no signatures), so anyone on the network path can change what nodes run; use https, which "
+            "iPXE checks against its built-in root certificates, or a mirror on a trusted LAN"
         )
     if settings.flatcar.version == "current":
         warnings.append("flatcar.version is 'current': nodes boot whatever release is newest at boot time")

@@ -205,6 +205,13 @@ def kernel_arg(value: str) -> str:
     return value
 
 
+def check_tag(value: str) -> str:
+    """A healthchecks tag: the API keeps a check's tags as one space-separated string, so a tag is one word."""
+    if not value or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a tag: a tag is one word without spaces (e.g. rack-2)")
+    return value
+
+
 def absolute_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError(f"{value!r} is not an absolute path: write it from /, e.g. /dev/disk/by-id/usb-...")
@@ -225,3 +232,4 @@ Taint = Annotated[str, AfterValidator(taint)]
 SshPublicKey = Annotated[str, AfterValidator(ssh_public_key)]
 KernelArg = Annotated[str, AfterValidator(kernel_arg)]
 AbsolutePath = Annotated[str, AfterValidator(absolute_path)]
+CheckTag = Annotated[str, AfterValidator(check_tag)]

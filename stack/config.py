@@ -40,6 +40,8 @@ def load_stack_settings() -> LoadedSettings:
         loaded = load_settings({k: v for k, v in raw.items() if k.startswith(f"{NAMESPACE}:")}, secret)
     except SettingsError as error:
         stop(str(error))
-    for warning in loaded.warnings:
-        pulumi.log.warn(warning)
+    if loaded.warnings and pulumi.runtime.is_dry_run():
+        # One block, and only while previewing (`pulumi up` previews first), so that each warning is shown once.
+        lines = "\n".join(f"  - {warning}" for warning in loaded.warnings)
+        pulumi.log.warn(f"the stack configuration works, with {len(loaded.warnings)} warning(s):\n{lines}")
     return loaded

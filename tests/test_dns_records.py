@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
+from base import node_layout as L
 from harness.bind import Bind, bind_server
-from harness.stack import REPO
+from harness.dns_responder import unsigned_responder
+from harness.stack import REPO, SECRET_VALUES, base_settings, node_named, secret_keys, to_raw
+from ignition.render import node_config
 from providers.dns_record import DnsRecordProvider, DnsUpdateError
+from settings import load_settings
 
 ZONE = "lab.ephemeros.test"
 UPDATER = REPO / ".tools/nodetools/ephemeros-dnsupdate"
@@ -28,6 +35,22 @@ def bind() -> Iterator[Bind]:
 def outs(result: CreateResult | UpdateResult | ReadResult) -> dict[str, Any]:
     assert result.outs is not None
     return result.outs
+
+
+def props_for(port: int) -> dict[str, Any]:
+    secret = base64.b64encode(b"a key the responder does not check").decode()
+    return {
+        "server": "127.0.0.1",
+        "port": port,
+        "zone": ZONE,
+        "keyName": "k",
+        "algorithm": "hmac-sha256",
+        "secret": secret,
+        "name": f"node1.{ZONE}",
+        "type": "A",
+        "values": ["192.168.50.1"],
+        "ttl": 60,
+    }
 
 
 def props(bind: Bind, name: str, values: list[str], ttl: int = 300, **changes: Any) -> dict[str, Any]:
@@ -92,16 +115,57 @@ def test_a_renamed_record_is_replaced(bind: Bind) -> None:
     assert diff.replaces == ["name"]
 
 
+KEY_HINT = (
+    r"did not accept TSIG key .*either dns\.rfc2136\.keyName, .* or the key is right and the zone's update policy"
+)
+
+
 def test_a_wrong_key_is_refused_with_a_clear_error(bind: Bind) -> None:
     wrong = base64.b64encode(os.urandom(32)).decode()
     with pytest.raises(
-        DnsUpdateError, match=r"DNS record node9\.lab\.ephemeros\.test A: the server refused the TSIG key"
+        DnsUpdateError, match=r"DNS record node9\.lab\.ephemeros\.test A: the server " + KEY_HINT
     ) as raised:
         DnsRecordProvider().create(props(bind, f"node9.{ZONE}", ["192.168.50.99"], secret=wrong))
     assert wrong not in str(raised.value)
     assert bind.dig(f"node9.{ZONE}") == []
-    with pytest.raises(DnsUpdateError, match="refused the TSIG key"):
+    with pytest.raises(DnsUpdateError, match=KEY_HINT):
         DnsRecordProvider().create(props(bind, f"node9.{ZONE}", ["192.168.50.99"], keyName="unknown-key"))
+
+
+def test_a_key_the_zone_does_not_allow_is_told_apart(bind: Bind) -> None:
+    other = props(bind, f"node9.{ZONE}", ["192.168.50.99"], keyName=bind.other_key_name, secret=bind.other_secret)
+    with pytest.raises(
+        DnsUpdateError,
+        match=r"REFUSED: the server does not let key .*-other update this name: its "
+        r"update policy \(BIND: allow-update or update-policy; Knot: an acl with action update\)",
+    ):
+        DnsRecordProvider().create(other)
+    assert bind.dig(f"node9.{ZONE}") == []
+
+
+def test_a_zone_the_server_does_not_serve_is_named(bind: Bind) -> None:
+    parent = props(bind, f"node9.{ZONE}", ["192.168.50.99"], zone="ephemeros.test")
+    with pytest.raises(
+        DnsUpdateError, match=r"is not authoritative for zone ephemeros\.test: check dns\.rfc2136\.zone"
+    ):
+        DnsRecordProvider().create(parent)
+
+
+def test_an_alias_is_never_overwritten_silently(bind: Bind) -> None:
+    name = f"alias.{ZONE}"
+    bind.nsupdate(f"update add {name}. 300 CNAME ns.{ZONE}.")  # ns.<zone> has an A record: 127.0.0.1
+    with pytest.raises(DnsUpdateError, match=r"alias\.lab\.ephemeros\.test is an alias \(CNAME\)"):
+        DnsRecordProvider().create(props(bind, name, ["192.168.50.77"]))
+    assert bind.dig(name, "CNAME") == [f"ns.{ZONE}."]
+    state = props(bind, name, ["192.168.50.77"])
+    assert DnsRecordProvider().read(f"{name}/A", state).id is None  # the target's address is not this record
+
+
+def test_an_unsigned_answer_is_not_trusted() -> None:
+    with unsigned_responder() as port:
+        spoofed = {**props_for(port), "name": f"node9.{ZONE}"}
+        with pytest.raises(DnsUpdateError, match="not signed"):
+            DnsRecordProvider().create(spoofed)
 
 
 def test_a_name_outside_the_zone_is_refused(bind: Bind) -> None:
@@ -109,16 +173,18 @@ def test_a_name_outside_the_zone_is_refused(bind: Bind) -> None:
         DnsRecordProvider().create(props(bind, "node1.elsewhere.test", ["192.168.50.1"]))
 
 
-def updater(bind: Bind, secret: str, *record: str) -> subprocess.CompletedProcess[str]:
+def updater(
+    bind: Bind, secret: str, *record: str, port: int | None = None, key: str | None = None, zone: str = ZONE
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             str(UPDATER),
             "-server",
-            f"{bind.address}:{bind.port}",
+            f"{bind.address}:{port or bind.port}",
             "-zone",
-            ZONE,
+            zone,
             "-key-name",
-            bind.key_name,
+            key or bind.key_name,
             "-ttl",
             "60",
             *record,
@@ -131,7 +197,7 @@ def updater(bind: Bind, secret: str, *record: str) -> subprocess.CompletedProces
 
 
 def test_the_nodes_updater_points_a_name_at_an_address(bind: Bind) -> None:
-    name = f"primary.{ZONE}"
+    name = f"node7.{ZONE}"
     done = updater(bind, bind.secret, name, "A", "192.168.50.40")
     assert done.returncode == 0, done.stderr
     assert bind.dig(name) == ["192.168.50.40"]
@@ -143,6 +209,110 @@ def test_the_nodes_updater_fails_clearly_on_a_wrong_key(bind: Bind) -> None:
     wrong = base64.b64encode(os.urandom(32)).decode()
     done = updater(bind, wrong, f"node8.{ZONE}", "A", "192.168.50.80")
     assert done.returncode == 1
-    assert "the server refused the TSIG key" in done.stderr
+    assert re.search(KEY_HINT, done.stderr), done.stderr
     assert wrong not in done.stderr + done.stdout
     assert bind.dig(f"node8.{ZONE}") == []
+
+
+def test_the_nodes_updater_tells_a_refused_key_from_a_zone_it_does_not_serve(bind: Bind) -> None:
+    refused = updater(bind, bind.other_secret, f"node8.{ZONE}", "A", "192.168.50.80", key=bind.other_key_name)
+    assert refused.returncode == 1
+    assert "REFUSED: the server does not let key ephemeros-test-other. update this name" in refused.stderr
+    parent = updater(bind, bind.secret, f"node8.{ZONE}", "A", "192.168.50.80", zone="ephemeros.test")
+    assert parent.returncode == 1
+    assert "is not authoritative for zone ephemeros.test." in parent.stderr, parent.stderr
+
+
+def test_the_nodes_updater_leaves_an_alias_alone(bind: Bind) -> None:
+    name = f"alias2.{ZONE}"
+    bind.nsupdate(f"update add {name}. 300 CNAME ns.{ZONE}.")
+    done = updater(bind, bind.secret, name, "A", "192.168.50.81")
+    assert done.returncode == 1
+    assert "the name is an alias (CNAME)" in done.stderr
+    assert bind.dig(name, "CNAME") == [f"ns.{ZONE}."]
+
+
+def test_the_nodes_updater_acts_only_on_signed_answers(bind: Bind) -> None:
+    with unsigned_responder() as port:
+        done = updater(bind, bind.secret, f"node8.{ZONE}", "A", "192.168.50.80", port=port)
+    assert done.returncode == 1
+    assert "is not signed, so it cannot be trusted" in done.stderr, done.stderr
+
+
+def test_servers_share_the_primary_record_as_a_set(bind: Bind) -> None:
+    """Each healthy server claims the shared name; an unhealthy one releases it; a silent one's claim expires."""
+    name = f"primary.{ZONE}"
+
+    def server(address: str, *mode: str) -> None:
+        done = updater(bind, bind.secret, *mode, name, "A", address)
+        assert done.returncode == 0, done.stderr
+
+    server("192.168.50.1", "-claim")
+    server("192.168.50.2", "-claim")
+    assert bind.dig(name) == ["192.168.50.1", "192.168.50.2"]  # every healthy server, not the last one
+    server("192.168.50.1", "-release")  # server 1 became unhealthy
+    assert bind.dig(name) == ["192.168.50.2"]
+    server("192.168.50.1", "-claim")
+    server("192.168.50.2", "-claim")
+    assert bind.dig(name) == ["192.168.50.1", "192.168.50.2"]
+    time.sleep(2.2)  # server 1 powers off: it neither claims nor releases any more
+    server("192.168.50.2", "-claim", "-lease", "1s")
+    assert bind.dig(name) == ["192.168.50.2"]  # its address expired with its claim
+    assert bind.dig(f"192-168-50-1._claims.{name}", "TXT") == []
+
+
+def ddns_script(bind: Bind, hostname: str, tmp: Path, address: str, healthy: bool) -> subprocess.CompletedProcess[str]:
+    """Run a server's rendered ddns script, with stand-ins for `ip` (its address) and k3s (its health)."""
+    doc = base_settings()
+    doc["domain"] = ZONE
+    doc["nodes"] = [{"hostname": h, "role": "server"} for h in ("node0", "node1")]
+    doc["datastore"] = {"type": "postgres"}
+    doc["datastoreEndpoint"] = SECRET_VALUES["datastoreEndpoint"]
+    rfc2136 = {"server": bind.address, "port": bind.port, "zone": ZONE, "keyName": bind.key_name}
+    doc["dns"] = {"rfc2136": rfc2136, "primaryRecord": "ingress"}
+    doc["dnsTsigSecret"] = bind.secret
+    loaded = load_settings(to_raw(doc), secret_keys({"datastoreEndpoint", "dnsTsigSecret"}))
+    files = node_config(
+        loaded.settings, node_named(loaded.settings, hostname), log_export=False, dns_updater_sha256="0" * 64
+    )["files"]
+    bin_dir = tmp / f"bin-{hostname}"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "ip").write_text(f"#!/bin/sh\necho '192.0.2.1 via 10.0.0.1 dev eth0 src {address} uid 0'\n")
+    (bin_dir / "k3s").write_text("#!/bin/sh\nexit 0\n" if healthy else "#!/bin/sh\nexit 1\n")
+    for program in bin_dir.iterdir():
+        program.chmod(0o755)
+    script = (
+        files[L.DDNS_SCRIPT]["text"].replace(L.DNS_UPDATER, str(UPDATER)).replace(L.K3S_BINARY, str(bin_dir / "k3s"))
+    )
+    return subprocess.run(
+        ["bash", "-c", script],
+        env={"DNS_TSIG_SECRET": bind.secret, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_healthy_servers_claim_the_primary_record_and_an_unhealthy_one_releases_it(bind: Bind, tmp_path: Path) -> None:
+    primary = f"ingress.{ZONE}"
+    for hostname, address in (("node0", "192.168.50.10"), ("node1", "192.168.50.11")):
+        done = ddns_script(bind, hostname, tmp_path, address, healthy=True)
+        assert done.returncode == 0, done.stderr
+        assert bind.dig(f"{hostname}.{ZONE}") == [address]  # on DHCP: each keeps its own name too
+    assert bind.dig(primary) == ["192.168.50.10", "192.168.50.11"]
+    done = ddns_script(bind, "node0", tmp_path, "192.168.50.10", healthy=False)
+    assert done.returncode == 0, done.stderr
+    assert bind.dig(primary) == ["192.168.50.11"]
+
+
+def test_a_record_adopted_by_another_resource_survives_the_old_ones_deletion(bind: Bind) -> None:
+    """The cluster was renamed: a new resource writes the same name, then Pulumi deletes the old resource."""
+    provider = DnsRecordProvider()
+    name = f"node6.{ZONE}"
+    old = outs(provider.create(props(bind, name, ["192.168.50.60"])))
+    new = outs(provider.create(props(bind, name, ["192.168.50.60"])))
+    provider.delete(f"{name}/A", old)
+    assert bind.dig(name) == ["192.168.50.60"]
+    provider.delete(f"{name}/A", new)
+    assert bind.dig(name) == []
+    assert bind.dig(f"_ephemeros.{name}", "TXT") == []

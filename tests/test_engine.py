@@ -47,6 +47,9 @@ def test_the_project_sets_offline_engine_settings() -> None:
 
 
 def test_preview_plans_the_cluster(project: PulumiProject) -> None:
+    output = project.run("preview").stdout
+    for warning in ("ignitionBaseUrl is plain http", "datastore.type is sqlite"):
+        assert output.count(warning) == 1, output  # each warning once
     steps = project.preview_steps()
     created = {name for op, name in names(steps) if op == "create"}
     assert {f"dev-{h}-ignition" for h in HOSTS} <= created
@@ -55,7 +58,8 @@ def test_preview_plans_the_cluster(project: PulumiProject) -> None:
 
 
 def test_up_creates_the_cluster_and_exports_nodes(project: PulumiProject) -> None:
-    project.run("up", "--yes")
+    output = project.run("up", "--yes").stdout
+    assert output.count("ignitionBaseUrl is plain http") == 1  # once, although `up` runs the program twice
     nodes = project.stack_output("nodes")
     assert sorted(nodes) == HOSTS
     for hostname, node in nodes.items():
@@ -141,7 +145,11 @@ def test_a_bad_setting_fails_at_preview_naming_the_key(project: PulumiProject) -
     project.run("config", "set", "--path", "nodes[2].mac", "52:54:00:zz:00:02")
     done = project.run("preview", check=False)
     assert done.returncode != 0
-    assert "ephemeros:nodes[2].mac (node node2): '52:54:00:zz:00:02' is not a MAC address" in done.stdout
+    problem = "ephemeros:nodes[2].mac (node node2): '52:54:00:zz:00:02' is not a MAC address"
+    output = done.stdout + done.stderr
+    assert output.count(problem) == 1  # one clean block: no traceback, nothing the engine adds
+    assert "unhandled error" not in output
+    assert "Traceback" not in output
     project.run("config", "set", "--path", "nodes[2].mac", "52:54:00:e0:00:02")
     project.run("preview", "--expect-no-changes")
 

@@ -179,6 +179,30 @@ def test_a_renamed_node_replaces_its_check_a_removed_node_loses_check_and_record
     assert bind.dig(f"node1.{DOMAIN}") == []
 
 
+def test_another_spelling_of_the_api_url_keeps_every_check(world: World) -> None:
+    project, fake = world.project, world.fake
+    uuids = {c["name"]: c["uuid"] for c in fake.checks()}
+    project.run("config", "set", "--path", "heartbeat.apiUrl", fake.url.replace("127.0.0.1", "localhost"))
+    steps = ops(project)
+    assert {op for op, name in steps if "heartbeat" in name} == {"update"}  # no replace, nothing deleted
+    project.run("up", "--yes")
+    assert {c["name"]: c["uuid"] for c in fake.checks()} == uuids
+    project.run("preview", "--expect-no-changes")
+    project.run("refresh", "--yes", "--expect-no-changes")
+
+
+def test_a_renamed_cluster_keeps_its_nodes_checks_and_records(world: World) -> None:
+    """New resource names, the same check and record names: the new resources adopt them, the old ones let go."""
+    project, fake, bind = world.project, world.fake, world.bind
+    uuids = {c["name"]: c["uuid"] for c in fake.checks() if c["name"].startswith("node")}
+    project.run("config", "set", "clusterName", "lab2")
+    project.run("up", "--yes")
+    assert {c["name"]: c["uuid"] for c in fake.checks() if c["name"].startswith("node")} == uuids
+    assert check_names(fake) == [f"k3s cluster lab2 ({DOMAIN})", f"node0.{DOMAIN}", f"node5.{DOMAIN}"]
+    assert bind.dig(f"node0.{DOMAIN}") == ["192.168.60.10"]
+    project.run("preview", "--expect-no-changes")
+
+
 def test_no_credential_or_ping_secret_is_in_plain_state_or_output(world: World) -> None:
     state = world.project.state_file.read_text()
     secrets = [world.account.api_key, world.bind.secret, *(c["uuid"] for c in world.fake.checks())]

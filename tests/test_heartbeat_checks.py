@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
+import requests
+from pulumi.dynamic import Config, ConfigureRequest, CreateResult, ReadResult, UpdateResult
 
 from base import node_layout as L
 from ignition.render import render_template
 from providers import healthchecks
 from providers.healthchecks import HealthchecksError, HeartbeatCheckProvider
-from tests.fakes.healthchecks import FakeHealthchecks, Project, running
+from tests.fakes.healthchecks import Account, FakeHealthchecks, Project, running
 
 
 @pytest.fixture
@@ -227,3 +228,116 @@ def test_an_unreachable_api_fails_without_quoting_the_checks_uuid(fake: FakeHeal
     with pytest.raises(HealthchecksError, match=r"GET http://127\.0\.0\.1:\d+/api/v3/checks/ failed") as raised:
         HeartbeatCheckProvider().read("node1", {**created, "apiUrl": closed})
     assert created["uuid"] not in str(raised.value)
+
+
+# --- what a real Healthchecks server showed -----------------------------------------------------------------
+
+
+def check_count(fake: FakeHealthchecks) -> int:
+    return len(fake.checks())
+
+
+def test_another_spelling_of_the_api_url_keeps_the_check(fake: FakeHealthchecks, project: Project) -> None:
+    provider = HeartbeatCheckProvider()
+    created = outs(provider.create(props(fake, project)))
+    respelled = props(fake, project, apiUrl=fake.url.replace("127.0.0.1", "localhost"))
+    diff = provider.diff("node1", created, respelled)
+    assert diff.changes is True
+    assert diff.replaces == []  # an update, never a delete of what the new spelling finds
+    updated = outs(provider.update("node1", created, respelled))
+    assert updated["uuid"] == created["uuid"]
+    assert check_count(fake) == 1
+
+
+def test_a_new_server_gets_the_check_and_the_old_server_loses_it(fake: FakeHealthchecks, project: Project) -> None:
+    provider = HeartbeatCheckProvider()
+    created = outs(provider.create(props(fake, project)))
+    with running(FakeHealthchecks()) as other:
+        elsewhere = other.add_project()
+        moved = outs(provider.update("node1", created, props(other, elsewhere)))
+        assert moved["uuid"] != created["uuid"]
+        assert [c["uuid"] for c in other.checks()] == [moved["uuid"]]
+    assert check_count(fake) == 0
+
+
+def test_a_check_adopted_by_another_resource_survives_the_old_ones_deletion(
+    fake: FakeHealthchecks, project: Project
+) -> None:
+    """The cluster was renamed: new resource names, the same check names. Pulumi creates, then deletes the old."""
+    provider = HeartbeatCheckProvider()
+    old = outs(provider.create(props(fake, project)))
+    new = outs(provider.create(props(fake, project)))
+    assert new["uuid"] == old["uuid"]  # adopted by its name
+    provider.delete("node1", old)
+    assert check_count(fake) == 1
+    provider.delete("node1", new)
+    assert check_count(fake) == 0
+
+
+def test_channels_edited_by_hand_are_noticed(fake: FakeHealthchecks, project: Project) -> None:
+    provider = HeartbeatCheckProvider()
+    created = outs(provider.create(props(fake, project)))
+    unchanged = outs(provider.read("node1", created))
+    assert provider.diff("node1", unchanged, props(fake, project)).changes is False
+
+    fake.checks()[0]["channel_ids"] = [project.channels[0]["id"]]  # the second integration removed by hand
+    edited = outs(provider.read("node1", created))
+    assert edited["channels"] == project.channels[0]["id"]
+    assert provider.diff("node1", edited, props(fake, project)).changes is True
+    provider.update("node1", edited, props(fake, project))
+    assert fake.checks()[0]["channel_ids"] == [c["id"] for c in project.channels]
+
+    project.channels.append({"id": "6f2c8d10-0000-4000-8000-000000000001", "name": "Slack", "kind": "slack"})
+    grown = outs(provider.read("node1", created))
+    assert provider.diff("node1", grown, props(fake, project)).changes is True  # "*" now means one more
+
+
+def configured(key: str) -> HeartbeatCheckProvider:
+    provider = HeartbeatCheckProvider()
+    provider.configure(ConfigureRequest(Config({f"ephemeros:{healthchecks.API_KEY_SETTING}": key}, "ephemeros")))
+    return provider
+
+
+def test_a_rotated_api_key_is_used_for_refresh_and_delete(fake: FakeHealthchecks, project: Project) -> None:
+    created = outs(HeartbeatCheckProvider().create(props(fake, project)))
+    project.api_key = "e" * 32  # rotated in the web UI; the state still holds the old key
+    with pytest.raises(HealthchecksError, match="the API key stored in the state when the check was last changed"):
+        HeartbeatCheckProvider().read("node1", created)
+    rotated = configured(project.api_key)
+    assert outs(rotated.read("node1", created))["uuid"] == created["uuid"]
+    rotated.delete("node1", created)
+    assert check_count(fake) == 0
+
+
+def test_a_refused_configured_key_is_named(fake: FakeHealthchecks, project: Project) -> None:
+    created = outs(HeartbeatCheckProvider().create(props(fake, project)))
+    project.api_key = "e" * 32
+    with pytest.raises(HealthchecksError) as raised:
+        configured("d" * 32).read("node1", created)
+    assert "the API key in the stack's configuration (healthchecksApiKey)" in str(raised.value)
+    assert "d" * 32 not in str(raised.value)
+
+
+def api(fake: FakeHealthchecks, project: Project, body: object) -> requests.Response:
+    return requests.post(f"{fake.url}/api/v3/checks/", json=body, headers={"X-Api-Key": project.api_key}, timeout=5)
+
+
+def test_the_fake_answers_as_the_real_server_was_seen_to(fake: FakeHealthchecks, project: Project) -> None:
+    assert api(fake, project, {"name": "x", "timeout": True}).json() == {
+        "error": "json validation error: timeout is too small"
+    }
+    assert api(fake, project, ["name"]).json() == {"error": "json validation error: value is not an object"}
+    check = api(fake, project, {"name": "x"}).json()
+    assert {"badge_url", "filter_http_body", "filter_default_fail"} <= check.keys()
+    for suffix, status in (("/log", "new"), ("/0", "up"), ("/1", "down")):
+        assert requests.post(check["ping_url"] + suffix, data="body", timeout=5).status_code == 200
+        assert fake.check_named("x")["status"] == status  # type: ignore[index]
+
+
+def test_the_check_limit_counts_every_project_of_the_account(fake: FakeHealthchecks) -> None:
+    account = Account(check_limit=2)
+    first, second = fake.add_project(account=account), fake.add_project(account=account)
+    assert api(fake, first, {"name": "a"}).status_code == 201
+    assert api(fake, second, {"name": "b"}).status_code == 201
+    refused = api(fake, second, {"name": "c"})
+    assert (refused.status_code, refused.text, refused.headers["Content-Type"]) == (403, "", "text/html")

@@ -323,6 +323,52 @@ BAD_CONFIGS: list[tuple[str, Callable[[Doc], None], set[str], str, str]] = [
         "host:port",
     ),
     ("nodes-not-a-list", setting("nodes", {"hostname": "node0"}), set(), "ephemeros:nodes", "should be a list"),
+    (
+        "check-tag-with-a-space",
+        setting("heartbeat", {"provider": "urls", "tags": ["rack 2"]}),
+        set(),
+        "ephemeros:heartbeat.tags[0]",
+        "one word without spaces",
+    ),
+    (
+        "check-period-beyond-the-api",
+        setting("heartbeat", {"provider": "urls", "period": 40000000}),
+        set(),
+        "ephemeros:heartbeat.period",
+        "less than or equal to 31536000",
+    ),
+    (
+        "check-name-too-long",
+        all_of(
+            setting("domain", ".".join(["d" * 30] * 3) + ".test"),
+            setting("heartbeat", {"provider": "healthchecks"}),
+            setting("healthchecksApiKey", SECRET_VALUES["healthchecksApiKey"]),
+        ),
+        {"healthchecksApiKey"},
+        "ephemeros:nodes[0] (node node0).hostname",
+        "healthchecks takes at most 100",
+    ),
+    (
+        "api-server-is-an-agent",
+        setting("apiServerAddress", "node1.lab.ephemeros.test"),
+        set(),
+        "ephemeros:apiServerAddress",
+        "is the name of node node1, an agent",
+    ),
+    (
+        "api-server-is-an-agents-host-name",
+        setting("apiServerAddress", "node2"),
+        set(),
+        "ephemeros:apiServerAddress",
+        "is the host name of node node2, an agent",
+    ),
+    (
+        "api-server-bare-host-name",
+        setting("apiServerAddress", "api"),
+        set(),
+        "ephemeros:apiServerAddress",
+        "write it in full (e.g. api.lab.ephemeros.test)",
+    ),
 ]
 
 
@@ -352,6 +398,21 @@ def test_all_problems_are_reported_at_once() -> None:
         load(doc)
     assert len(raised.value.problems) == 3
     assert "3 problem(s)" in str(raised.value)
+
+
+def test_a_bad_value_does_not_hide_a_problem_elsewhere() -> None:
+    """The missing API key is reported although heartbeat.period, which sits next to the provider, is bad."""
+    doc = base_settings()
+    doc["heartbeat"] = {"provider": "healthchecks", "period": 10}
+    node(doc, 2)["role"] = "boss"
+    with pytest.raises(SettingsError) as raised:
+        load(doc)
+    problems = raised.value.problems
+    assert any(p.startswith("ephemeros:heartbeat.period:") for p in problems)
+    assert any(p.startswith("ephemeros:healthchecksApiKey:") for p in problems)
+    assert any(p.startswith("ephemeros:nodes[2].role") for p in problems)
+    assert not any(p.startswith("ephemeros:nodes:") for p in problems)  # nothing said twice about the bad role
+    assert len(problems) == 3
 
 
 def test_messages_never_repeat_a_credential() -> None:

@@ -1,10 +1,22 @@
-// Command ephemeros-dnsupdate points a DNS name at an address with an RFC 2136 update signed with TSIG.
+// Command ephemeros-dnsupdate keeps a DNS name pointed at this node with RFC 2136 updates signed with TSIG.
 //
-// ephemeros nodes run it to keep their own records current when their addresses come from DHCP. The TSIG
-// secret comes from the environment (DNS_TSIG_SECRET, from the node's stick), never from the command line.
+// ephemeros nodes run it to keep their own records current when their addresses come from DHCP, and servers run
+// it to claim (and release) their place in a name they share. The TSIG secret comes from the environment
+// (DNS_TSIG_SECRET, from the node's stick), never from the command line. Every answer it acts on must carry a
+// valid TSIG signature.
 //
-//	ephemeros-dnsupdate -server 10.0.0.53:53 -zone lab.example.com -key-name ephemeros [-algorithm hmac-sha256]
-//	    [-ttl 300] NAME A|AAAA ADDRESS
+//	ephemeros-dnsupdate [flags] NAME A|AAAA ADDRESS              point NAME at ADDRESS alone
+//	ephemeros-dnsupdate [flags] -claim [-lease 15m] NAME A ADDRESS  add ADDRESS to NAME's set, and expire the
+//	                                                               addresses whose claim is older than the lease
+//	ephemeros-dnsupdate [flags] -release NAME A ADDRESS            take ADDRESS out of NAME's set
+//
+// flags: -server HOST:PORT -zone ZONE -key-name KEY [-algorithm hmac-sha256] [-ttl 300] [-timeout 10s]
+//
+// A shared name is a real set: each address in it has a claim, a TXT record at <address>._claims.<NAME> holding
+// the Unix time of its last claim. A claimant renews its own claim at every run; an address whose claim is missing
+// or older than the lease (its server stopped claiming: powered off, or unhealthy and unable to release) is taken
+// out, but only while its claim still holds the stale value seen (a prerequisite), so a claim renewed in between
+// is never lost.
 package main
 
 import (
@@ -13,6 +25,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,23 +40,33 @@ var algorithms = map[string]string{
 	"hmac-sha512": dns.HmacSHA512,
 }
 
+// server is the zone's primary, reached with one TSIG key.
+type server struct {
+	address, zone, keyName, algorithm string
+	client                            *dns.Client
+}
+
 func main() {
-	server := flag.String("server", "", "primary name server, host:port")
+	address := flag.String("server", "", "primary name server, host:port")
 	zone := flag.String("zone", "", "zone to update")
 	keyName := flag.String("key-name", "", "TSIG key name")
 	algorithm := flag.String("algorithm", "hmac-sha256", "TSIG algorithm")
-	ttl := flag.Uint("ttl", 300, "TTL of the record")
+	ttl := flag.Uint("ttl", 300, "TTL of the records")
 	timeout := flag.Duration("timeout", 10*time.Second, "how long to wait for the server")
+	claim := flag.Bool("claim", false, "add ADDRESS to NAME's set instead of replacing it, and expire stale claims")
+	release := flag.Bool("release", false, "take ADDRESS out of NAME's set")
+	lease := flag.Duration("lease", 15*time.Minute, "with -claim: how long a claim lasts without being renewed")
 	flag.Parse()
-	if err := run(*server, *zone, *keyName, *algorithm, uint32(*ttl), *timeout, flag.Args()); err != nil {
+	if err := run(*address, *zone, *keyName, *algorithm, uint32(*ttl), *timeout, *claim, *release, *lease, flag.Args()); err != nil {
 		fmt.Fprintf(os.Stderr, "ephemeros-dnsupdate: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(server, zone, keyName, algorithm string, ttl uint32, timeout time.Duration, args []string) error {
-	if server == "" || zone == "" || keyName == "" || len(args) != 3 {
-		return fmt.Errorf("usage: ephemeros-dnsupdate -server HOST:PORT -zone ZONE -key-name KEY NAME A|AAAA ADDRESS")
+func run(address, zone, keyName, algorithm string, ttl uint32, timeout time.Duration, claim, release bool,
+	lease time.Duration, args []string) error {
+	if address == "" || zone == "" || keyName == "" || len(args) != 3 || (claim && release) {
+		return fmt.Errorf("usage: ephemeros-dnsupdate -server HOST:PORT -zone ZONE -key-name KEY [-claim|-release] NAME A|AAAA ADDRESS")
 	}
 	secret := os.Getenv("DNS_TSIG_SECRET")
 	if secret == "" {
@@ -61,31 +84,243 @@ func run(server, zone, keyName, algorithm string, ttl uint32, timeout time.Durat
 	if err != nil {
 		return err
 	}
-
-	update := new(dns.Msg)
-	update.SetUpdate(dns.Fqdn(zone))
-	update.RemoveRRset([]dns.RR{record})
-	update.Insert([]dns.RR{record})
-	update.SetTsig(dns.Fqdn(keyName), tsigAlgorithm, 300, time.Now().Unix())
-
-	client := &dns.Client{Net: "tcp", Timeout: timeout, TsigSecret: map[string]string{dns.Fqdn(keyName): secret}}
-	answer, _, err := client.Exchange(update, server)
-	if errors.Is(err, dns.ErrAuth) || errors.Is(err, dns.ErrSig) {
-		return fmt.Errorf("updating %s at %s: %w: the server refused the TSIG key "+
-			"(check dns.rfc2136.keyName, algorithm and dnsTsigSecret)", name, server, err)
+	s := &server{
+		address: address, zone: dns.Fqdn(zone), keyName: dns.Fqdn(keyName), algorithm: tsigAlgorithm,
+		client: &dns.Client{Net: "tcp", Timeout: timeout, TsigSecret: map[string]string{dns.Fqdn(keyName): secret}},
+	}
+	switch {
+	case claim:
+		err = s.claim(record, ttl, lease)
+	case release:
+		err = s.release(record)
+	default:
+		err = s.replace(record)
 	}
 	if err != nil {
-		return fmt.Errorf("updating %s at %s: %w", name, server, err)
+		return err
 	}
-	if answer.Rcode != dns.RcodeSuccess {
-		hint := ""
-		if answer.Rcode == dns.RcodeNotAuth {
-			hint = ": the server refused the TSIG key (check dns.rfc2136.keyName, algorithm and dnsTsigSecret)"
-		} else if answer.Rcode == dns.RcodeRefused {
-			hint = ": the server does not allow this key to update the zone"
-		}
-		return fmt.Errorf("updating %s at %s: the server answered %s%s", name, server, dns.RcodeToString[answer.Rcode], hint)
+	verb := map[bool]string{true: "claims", false: "->"}[claim]
+	if release {
+		verb = "releases"
 	}
-	fmt.Printf("%s %s -> %s\n", strings.TrimSuffix(name, "."), kind, value)
+	fmt.Printf("%s %s %s %s\n", strings.TrimSuffix(name, "."), kind, verb, value)
 	return nil
+}
+
+// replace makes ADDRESS the name's only record of its type.
+func (s *server) replace(record dns.RR) error {
+	update := s.update(record)
+	update.RemoveRRset([]dns.RR{record})
+	update.Insert([]dns.RR{record})
+	return s.send(record.Header().Name, update)
+}
+
+// claim adds ADDRESS to the name's set, renews its claim, and takes out addresses with stale claims.
+func (s *server) claim(record dns.RR, ttl uint32, lease time.Duration) error {
+	name := record.Header().Name
+	now := time.Now().Unix()
+	update := s.update(record)
+	update.Insert([]dns.RR{record})
+	claim := s.claimRecord(name, address(record), ttl, strconv.FormatInt(now, 10))
+	update.RemoveRRset([]dns.RR{claim})
+	update.Insert([]dns.RR{claim})
+	if err := s.send(name, update); err != nil {
+		return err
+	}
+	current, err := s.query(name, record.Header().Rrtype)
+	if err != nil {
+		return err
+	}
+	for _, other := range current {
+		if address(other) == address(record) {
+			continue
+		}
+		claims, err := s.query(s.claimName(name, address(other)), dns.TypeTXT)
+		if err != nil {
+			return err
+		}
+		seen := ""
+		if len(claims) == 1 {
+			seen = strings.Join(claims[0].(*dns.TXT).Txt, "")
+		}
+		if when, err := strconv.ParseInt(seen, 10, 64); err == nil && now-when <= int64(lease.Seconds()) {
+			continue
+		}
+		if err := s.expire(other, seen); err != nil {
+			return err
+		}
+		fmt.Printf("%s expired %s (claim %q older than %s)\n", strings.TrimSuffix(name, "."), address(other), seen, lease)
+	}
+	return nil
+}
+
+// expire takes an address with a stale claim out of the set, unless its claim was renewed since it was seen.
+func (s *server) expire(record dns.RR, seen string) error {
+	name := record.Header().Name
+	claim := s.claimRecord(name, address(record), 0, seen)
+	update := s.update(record)
+	if seen == "" {
+		update.RRsetNotUsed([]dns.RR{claim})
+	} else {
+		update.Used([]dns.RR{claim})
+	}
+	update.Remove([]dns.RR{record})
+	update.RemoveRRset([]dns.RR{claim})
+	err := s.send(name, update)
+	var prerequisite *rcodeError
+	if errors.As(err, &prerequisite) && (prerequisite.rcode == dns.RcodeNXRrset || prerequisite.rcode == dns.RcodeYXRrset) {
+		return nil // renewed in between: its server is alive after all
+	}
+	return err
+}
+
+// release takes ADDRESS out of the name's set, with its claim.
+func (s *server) release(record dns.RR) error {
+	name := record.Header().Name
+	update := s.update(record)
+	update.Remove([]dns.RR{record})
+	update.RemoveRRset([]dns.RR{s.claimRecord(name, address(record), 0, "")})
+	return s.send(name, update)
+}
+
+func (s *server) claimName(name, address string) string {
+	return strings.NewReplacer(".", "-", ":", "-").Replace(address) + "._claims." + name
+}
+
+func (s *server) claimRecord(name, address string, ttl uint32, text string) dns.RR {
+	return &dns.TXT{
+		Hdr: dns.RR_Header{Name: s.claimName(name, address), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl},
+		Txt: []string{text},
+	}
+}
+
+func address(record dns.RR) string {
+	switch r := record.(type) {
+	case *dns.A:
+		return r.A.String()
+	case *dns.AAAA:
+		return r.AAAA.String()
+	}
+	return ""
+}
+
+// update starts a signed update of the zone that requires the record's name not to be an alias: an address
+// added beside a CNAME would be ignored without an error (RFC 2136, 3.4.2.2).
+func (s *server) update(record dns.RR) *dns.Msg {
+	update := new(dns.Msg)
+	update.SetUpdate(s.zone)
+	alias := &dns.CNAME{Hdr: dns.RR_Header{Name: record.Header().Name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET}}
+	update.RRsetNotUsed([]dns.RR{alias})
+	return update
+}
+
+type rcodeError struct {
+	rcode   int
+	message string
+}
+
+func (e *rcodeError) Error() string { return e.message }
+
+// send sends a signed update and checks the answer: signed, and NOERROR.
+func (s *server) send(name string, update *dns.Msg) error {
+	update.SetTsig(s.keyName, s.algorithm, 300, time.Now().Unix())
+	answer, err := s.exchange(name, update)
+	if err != nil {
+		return err
+	}
+	if answer.Rcode == dns.RcodeSuccess {
+		return nil
+	}
+	if answer.Rcode == dns.RcodeNotAuth || answer.Rcode == dns.RcodeRefused {
+		if !s.authoritative() {
+			return s.explain(strings.TrimSuffix(name, "."), nil)
+		}
+	}
+	rcode := dns.RcodeToString[answer.Rcode]
+	hint := ""
+	switch answer.Rcode {
+	case dns.RcodeYXRrset:
+		hint = ": the name is an alias (CNAME), and an address record cannot stand beside it: remove the CNAME " +
+			"or choose another name"
+	case dns.RcodeRefused:
+		hint = fmt.Sprintf(": the server does not let key %s update this name: its update policy (BIND: "+
+			"allow-update or update-policy; Knot: an acl with action update) must name the key", s.keyName)
+	case dns.RcodeNotAuth:
+		hint = keyHint(s.keyName)
+	case dns.RcodeNotZone:
+		hint = fmt.Sprintf(": the name is not in zone %s", s.zone)
+	}
+	return &rcodeError{answer.Rcode, fmt.Sprintf("updating %s at %s: the server answered %s%s",
+		strings.TrimSuffix(name, "."), s.address, rcode, hint)}
+}
+
+// query asks for the name's records of one type, signed; NXDOMAIN and NODATA are no records.
+func (s *server) query(name string, rtype uint16) ([]dns.RR, error) {
+	query := new(dns.Msg)
+	query.SetQuestion(name, rtype)
+	query.SetTsig(s.keyName, s.algorithm, 300, time.Now().Unix())
+	answer, err := s.exchange(name, query)
+	if err != nil {
+		return nil, err
+	}
+	if answer.Rcode != dns.RcodeSuccess && answer.Rcode != dns.RcodeNameError {
+		return nil, fmt.Errorf("reading %s at %s: the server answered %s", strings.TrimSuffix(name, "."), s.address,
+			dns.RcodeToString[answer.Rcode])
+	}
+	var found []dns.RR
+	for _, record := range answer.Answer {
+		if strings.EqualFold(record.Header().Name, name) && record.Header().Rrtype == rtype {
+			found = append(found, record)
+		}
+	}
+	return found, nil
+}
+
+// exchange sends a signed message and returns the answer only if it carries a valid signature.
+func (s *server) exchange(name string, message *dns.Msg) (*dns.Msg, error) {
+	what := strings.TrimSuffix(name, ".")
+	answer, _, err := s.client.Exchange(message, s.address)
+	if errors.Is(err, dns.ErrAuth) || errors.Is(err, dns.ErrSig) || errors.Is(err, dns.ErrTime) {
+		return nil, s.explain(what, fmt.Errorf("%w%s", err, keyHint(s.keyName)))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s at %s: %w", what, s.address, err)
+	}
+	if answer.IsTsig() == nil {
+		return nil, s.explain(what, fmt.Errorf("the answer (%s) is not signed, so it cannot be trusted: the "+
+			"server did not recognise key %s, or something on the way answered in its place",
+			dns.RcodeToString[answer.Rcode], s.keyName))
+	}
+	return answer, nil
+}
+
+// explain says why a message about `what` failed: the server does not serve the zone at all, or `reason`.
+func (s *server) explain(what string, reason error) error {
+	if !s.authoritative() {
+		return fmt.Errorf("%s at %s: the server is not authoritative for zone %s: check dns.rfc2136.zone (the "+
+			"zone as the server serves it) and dns.rfc2136.server", what, s.address, s.zone)
+	}
+	return fmt.Errorf("%s at %s: %w", what, s.address, reason)
+}
+
+// authoritative tells whether the server answers for the zone's SOA with authority (an unsigned question).
+func (s *server) authoritative() bool {
+	query := new(dns.Msg)
+	query.SetQuestion(s.zone, dns.TypeSOA)
+	answer, _, err := (&dns.Client{Net: "tcp", Timeout: s.client.Timeout}).Exchange(query, s.address)
+	if err != nil || answer.Rcode != dns.RcodeSuccess || !answer.Authoritative {
+		return false
+	}
+	for _, record := range answer.Answer {
+		if record.Header().Rrtype == dns.TypeSOA && strings.EqualFold(record.Header().Name, s.zone) {
+			return true
+		}
+	}
+	return false
+}
+
+func keyHint(keyName string) string {
+	return fmt.Sprintf(": the server did not accept TSIG key %s: either dns.rfc2136.keyName, algorithm or "+
+		"dnsTsigSecret is wrong, or the key is right and the zone's update policy does not list it (Knot answers "+
+		"so for a key its acl does not allow)", keyName)
 }

@@ -1,6 +1,8 @@
 #!/bin/bash
 # Point this node's dynamic DNS names at its current address: {{ names | map(attribute="fqdn") | join(", ") }}.
-# A name shared by the servers is claimed only while the local k3s API server is ready. The credentials
+# A name shared by the servers is claimed only while the local k3s API server is ready: with RFC 2136 it holds
+# every healthy server's address (a claim lasts {{ lease }} s unless renewed, and an unhealthy server releases its
+# own); Namecheap keeps one address per name, the last healthy server's. The credentials
 # (NAMECHEAP_DDNS_PASSWORD, DNS_TSIG_SECRET) come from the stick as environment, never on a command line.
 set -u
 
@@ -26,10 +28,11 @@ namecheap() {
 {% endif %}
 {% if rfc2136 %}
 
+# rfc2136 [-claim|-release] NAME: NAME alone, or this node's place in a name the servers share.
 rfc2136() {
     {{ L.DNS_UPDATER }} -server {{ rfc2136.server }}:{{ rfc2136.port }} -zone {{ rfc2136.zone }} \
         -key-name {{ rfc2136.key_name }} -algorithm {{ rfc2136.algorithm }} -ttl {{ rfc2136.ttl }} \
-        "$1" A "$address" || failed=1
+        -lease {{ lease }}s "$@" A "$address" || failed=1
 }
 {% endif %}
 
@@ -40,15 +43,22 @@ healthy_server() {
 
 {% if name.only_when_healthy_server %}
 if healthy_server; then
+{% if name.via_namecheap %}
+    namecheap "{{ name.namecheap_host }}"
 {% endif %}
+{% if name.via_rfc2136 %}
+    rfc2136 -claim "{{ name.fqdn }}"
+else
+    rfc2136 -release "{{ name.fqdn }}"
+{% endif %}
+fi
+{% else %}
 {% if name.via_namecheap %}
     namecheap "{{ name.namecheap_host }}"
 {% endif %}
 {% if name.via_rfc2136 %}
     rfc2136 "{{ name.fqdn }}"
 {% endif %}
-{% if name.only_when_healthy_server %}
-fi
 {% endif %}
 {% endfor %}
 exit "$failed"
