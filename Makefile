@@ -27,12 +27,12 @@ ENV_VARS := PATH PULUMI_HOME PULUMI_BACKEND_URL PULUMI_CONFIG_PASSPHRASE_FILE PU
 # Debian packages: what `make up` needs, and what the tests need on top.
 APT_UP := ca-certificates curl gdisk dosfstools mtools syslinux syslinux-common e2fsprogs
 APT_TEST := ignition policycoreutils systemd qemu-system-x86 ovmf seabios busybox-static cpio kmod \
-	bind9 bind9-utils bind9-dnsutils
+	bind9 bind9-utils bind9-dnsutils cloud-init rclone
 
 ON_STACK := --stack $(STACK) --non-interactive
 
 .PHONY: help up preview destroy refresh env test lint format generate lock setup setup-test deps deps-test engine ipxe \
-	nodetools stack serve clean bench
+	nodetools testtools stack serve clean bench
 
 help:
 	@echo "make up       set up and run 'pulumi up' on the $(STACK) stack"
@@ -82,7 +82,7 @@ lock: $(VENV)/.dev
 	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -o requirements-dev.txt requirements-dev.in
 
 setup: deps $(VENV)/.runtime engine ipxe nodetools
-setup-test: setup deps-test $(VENV)/.dev
+setup-test: setup deps-test $(VENV)/.dev testtools
 
 deps:
 	@scripts/apt-deps.sh $(APT_UP)
@@ -98,6 +98,10 @@ ipxe:
 
 nodetools:
 	@nodetools/build.sh
+
+# The real servers the tests run (etcd, kine, kube-apiserver, versitygw), built from pinned Go modules, cached.
+testtools:
+	@testtools/build.sh
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "ephemeros needs Python 3.11 or newer"'

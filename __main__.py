@@ -26,3 +26,5 @@ cluster = Cluster(
     ),
 )
 pulumi.export("nodes", cluster.nodes_output())
+if cluster.datastore is not None:
+    pulumi.export("datastore", cluster.datastore_output())

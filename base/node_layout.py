@@ -16,7 +16,8 @@ SECRETS_MOUNT_UNIT: Final = "secrets.mount"
 
 # Files on the secrets partition (relative to SECRETS_DIR); each exists only when the node needs it.
 K3S_ENV: Final = "k3s.env"  # K3S_TOKEN (and K3S_AGENT_TOKEN on servers)
-DATASTORE_ENV: Final = "datastore.env"  # K3S_DATASTORE_ENDPOINT, servers with an external datastore
+DATASTORE_ENV: Final = "datastore.env"  # K3S_DATASTORE_ENDPOINT (and _CAFILE), servers with an external datastore
+DATASTORE_CA: Final = "datastore-ca.crt"  # the Vultr datastore's CA certificate, for verify-full
 NODE_PASSWORD: Final = "node-password"  # noqa: S105 -- a file name: the k3s node password, kept across reboots
 NODE_IDENTITY: Final = "node.env"  # NODE_NAME, CLUSTER_NAME: which node this stick belongs to
 HEARTBEAT_ENV: Final = "heartbeat.env"  # HEARTBEAT_URL

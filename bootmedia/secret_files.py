@@ -5,10 +5,11 @@ Each file is read by a unit in the node's Ignition (see base/node_layout.py for 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 
 from base import node_layout as L
+from base.envfile import env_file
 from settings.credentials import Credentials
 from settings.dns_plan import runtime_names
 from settings.model import Node, Settings
@@ -23,17 +24,8 @@ class GeneratedSecrets:
     node_password: str = field(repr=False)
     heartbeat_url: str | None = field(default=None, repr=False)
     cluster_heartbeat_url: str | None = field(default=None, repr=False)  # pinged by healthy servers
-
-
-def env_file(values: Mapping[str, str]) -> str:
-    """A systemd EnvironmentFile: each value double-quoted, with backslash and double quote escaped."""
-    lines = []
-    for key, value in values.items():
-        if "\n" in value:
-            raise ValueError(f"{key} holds a newline, which an environment file cannot carry")
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        lines.append(f'{key}="{escaped}"')
-    return "\n".join(lines) + "\n"
+    datastore_endpoint: str | None = field(default=None, repr=False)  # the Vultr datastore's, on servers
+    datastore_ca: str | None = field(default=None, repr=False)  # its CA certificate (PEM), to verify it
 
 
 def secret_files(
@@ -49,8 +41,13 @@ def secret_files(
         L.NODE_PASSWORD: generated.node_password + "\n",
         L.NODE_IDENTITY: env_file({"NODE_NAME": node.hostname, "CLUSTER_NAME": settings.cluster_name}),
     }
-    if node.role == "server" and settings.datastore.type == "postgres" and credentials.datastore_endpoint:
-        files[L.DATASTORE_ENV] = env_file({"K3S_DATASTORE_ENDPOINT": credentials.datastore_endpoint})
+    endpoint = credentials.datastore_endpoint if settings.datastore.type == "postgres" else generated.datastore_endpoint
+    if node.role == "server" and endpoint:
+        datastore = {"K3S_DATASTORE_ENDPOINT": endpoint}
+        if generated.datastore_ca:
+            files[L.DATASTORE_CA] = generated.datastore_ca
+            datastore["K3S_DATASTORE_CAFILE"] = f"{L.SECRETS_DIR}/{L.DATASTORE_CA}"
+        files[L.DATASTORE_ENV] = env_file(datastore)
     if settings.heartbeat is not None and generated.heartbeat_url:
         heartbeat = {"HEARTBEAT_URL": generated.heartbeat_url}
         if node.role == "server" and generated.cluster_heartbeat_url:
@@ -70,23 +67,24 @@ def secret_files(
     return files
 
 
-def _stand_ins(heartbeat: bool, cluster_heartbeat: bool) -> dict[str, str | None]:
-    """A distinct stand-in for each generated secret (None for a heartbeat URL the node does not have)."""
-    values: dict[str, str | None] = {f.name: f"<{f.name}>" for f in fields(GeneratedSecrets)}
-    values["heartbeat_url"] = values["heartbeat_url"] if heartbeat else None
-    values["cluster_heartbeat_url"] = values["cluster_heartbeat_url"] if cluster_heartbeat else None
-    return values
+def _stand_ins(present: Collection[str]) -> dict[str, str | None]:
+    """A distinct stand-in for each generated secret in `present` (None for the optional ones a node lacks)."""
+    optional = {f.name for f in fields(GeneratedSecrets) if f.default is None}
+    return {
+        f.name: f"<{f.name}>" if f.name in present or f.name not in optional else None for f in fields(GeneratedSecrets)
+    }
 
 
 def file_sources(
-    settings: Settings, node: Node, credentials: Credentials, *, heartbeat: bool, cluster_heartbeat: bool
+    settings: Settings, node: Node, credentials: Credentials, present: Collection[str]
 ) -> dict[str, tuple[str, ...]]:
     """`node`'s secret files, each with the generated secrets (GeneratedSecrets fields) it is made from.
 
     Known before the secrets are: the files are made with a distinct stand-in for each secret, and each file's
     sources are the stand-ins found in it. So each file can be made as soon as its own secrets are known.
+    `present`: the optional GeneratedSecrets fields this node has.
     """
-    stand_ins = _stand_ins(heartbeat, cluster_heartbeat)
+    stand_ins = _stand_ins(present)
     files = secret_files(settings, node, credentials, GeneratedSecrets(**stand_ins))  # type: ignore[arg-type]
     return {
         name: tuple(source for source, value in stand_ins.items() if value is not None and value in content)
@@ -95,9 +93,14 @@ def file_sources(
 
 
 def secret_file(
-    settings: Settings, node: Node, credentials: Credentials, name: str, sources: Mapping[str, str | None]
+    settings: Settings,
+    node: Node,
+    credentials: Credentials,
+    name: str,
+    present: Collection[str],
+    sources: Mapping[str, str | None],
 ) -> str:
-    """The content of `node`'s secret file `name`, from the generated secrets it is made from (file_sources)."""
-    stand_ins = _stand_ins(heartbeat=True, cluster_heartbeat=True)
-    generated = GeneratedSecrets(**{**stand_ins, **sources})  # type: ignore[arg-type]
+    """The content of `node`'s secret file `name`, from the generated secrets it is made from (file_sources);
+    `present` as for file_sources."""
+    generated = GeneratedSecrets(**{**_stand_ins(present), **sources})  # type: ignore[arg-type]
     return secret_files(settings, node, credentials, generated)[name]

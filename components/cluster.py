@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
@@ -11,6 +12,7 @@ from base import node_layout as L
 from base.build_layout import BuildDir
 from base.hostfiles import sha256_file
 from bootmedia.bootloader import BootFiles
+from components.datastore import Datastore, DatastoreArgs
 from components.dns import DnsRecords, DnsRecordsArgs
 from components.heartbeat import heartbeat_check
 from components.node import Node, NodeArgs
@@ -40,6 +42,9 @@ class Cluster(pulumi.ComponentResource):
         settings, credentials = args.settings, args.credentials
         child = pulumi.ResourceOptions(parent=self)
         self.secrets = ClusterSecrets(f"{name}-secrets", ClusterSecretsArgs(settings), child)
+        self.datastore: Datastore | None = None
+        if settings.datastore.type == "vultr":
+            self.datastore = Datastore(f"{name}-datastore", DatastoreArgs(settings, credentials), child)
 
         cluster_url: pulumi.Output[str] | None = None
         spec = cluster_check(settings)
@@ -71,6 +76,7 @@ class Cluster(pulumi.ComponentResource):
                     args.build_dir,
                     cluster_heartbeat_url=cluster_url if node.role == "server" else None,
                     dns_updater_sha256=dns_updater_sha256,
+                    datastore=self.datastore.access if self.datastore is not None else None,
                 ),
                 child,
             )
@@ -78,7 +84,11 @@ class Cluster(pulumi.ComponentResource):
         }
         if settings.dns is not None and settings.dns.rfc2136 is not None:
             DnsRecords(f"{name}-dns", DnsRecordsArgs(settings, credentials), child)
-        self.register_outputs({"nodes": self.nodes_output()})
+        self.register_outputs({"nodes": self.nodes_output(), "datastore": self.datastore_output()})
 
     def nodes_output(self) -> dict[str, dict[str, pulumi.Input[str]]]:
         return {hostname: node.summary() for hostname, node in self.nodes.items()}
+
+    def datastore_output(self) -> dict[str, pulumi.Input[Any]] | None:
+        """The Vultr datastore's address, port, database, CA certificate and readiness; never its password."""
+        return self.datastore.summary if self.datastore is not None else None

@@ -12,6 +12,7 @@ from base.build_layout import BuildDir
 from bootmedia.boot_script import boot_script, syslinux_config
 from bootmedia.bootloader import BootFiles
 from bootmedia.secret_files import file_sources, secret_file
+from components.datastore import DatastoreAccess
 from components.heartbeat import heartbeat_check
 from components.secrets import NodeSecrets
 from ignition.render import node_config
@@ -34,12 +35,21 @@ class NodeArgs:
     build_dir: BuildDir
     cluster_heartbeat_url: pulumi.Output[str] | None = None  # servers ping the cluster's check
     dns_updater_sha256: str | None = None
+    datastore: DatastoreAccess | None = None  # servers reach the Vultr datastore with it
 
 
 def _secret_file(
-    settings: Settings, node: NodeSettings, credentials: Credentials, name: str, sources: tuple[str, ...]
+    settings: Settings,
+    node: NodeSettings,
+    credentials: Credentials,
+    name: str,
+    present: set[str],
+    sources: tuple[str, ...],
 ) -> Callable[[list[str | None]], str]:
-    return lambda values: secret_file(settings, node, credentials, name, dict(zip(sources, values, strict=True)))
+    def content(values: list[str | None]) -> str:
+        return secret_file(settings, node, credentials, name, present, dict(zip(sources, values, strict=True)))
+
+    return content
 
 
 class Node(pulumi.ComponentResource):
@@ -82,17 +92,15 @@ class Node(pulumi.ComponentResource):
             "heartbeat_url": heartbeat_url,
             "cluster_heartbeat_url": args.cluster_heartbeat_url,
         }
-        sources = file_sources(
-            settings,
-            node,
-            credentials,
-            heartbeat=heartbeat_url is not None,
-            cluster_heartbeat=args.cluster_heartbeat_url is not None,
-        )
+        if args.datastore is not None and node.role == "server":
+            generated["datastore_endpoint"] = args.datastore.endpoint
+            generated["datastore_ca"] = args.datastore.ca_pem
+        present = {field for field, value in generated.items() if value is not None}
+        sources = file_sources(settings, node, credentials, present)
         # Each file waits only for its own secrets, so a preview shows which files a change touches.
         files = {
             file: pulumi.Output.all(*(generated[source] for source in needed)).apply(
-                _secret_file(settings, node, credentials, file, needed)
+                _secret_file(settings, node, credentials, file, present, needed)
             )
             for file, needed in sources.items()
         }

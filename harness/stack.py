@@ -24,6 +24,9 @@ SECRET_VALUES = {
     "healthchecksApiKey": "hc-api-key-1a2b3c4d5e6f",
     "dnsTsigSecret": "c2VjcmV0LXRzaWcta2V5LWJ5dGVzLTAxMjM0NTY3",
     "namecheapDdnsPassword": "ncpw0a1b2c3d4e5f6789",
+    "vultrApiKey": "VULTRAPIKEY0SECRET1234567890ABCDEFGH",
+    "dumpsAccessKeyId": "0035dumps0keyid0secret",
+    "dumpsSecretAccessKey": "K003dumps+secret/access0key0value",
 }
 HEARTBEAT_URLS = {
     "node0": "https://hc.example.net/ping/11111111-aaaa-secret",

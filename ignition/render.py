@@ -155,7 +155,7 @@ def node_config(settings: Settings, node: Node, *, log_export: bool, dns_updater
         L.K3S_CONFIG: _text(yaml.safe_dump(k3s_config(settings, node), sort_keys=True), MODE_PRIVATE),
         **_network_files(node),
     }
-    datastore_env = node.role == "server" and settings.datastore.type == "postgres"
+    datastore_env = node.role == "server" and settings.datastore.type in ("postgres", "vultr")
     units: dict[str, Unit] = {
         L.SECRETS_MOUNT_UNIT: {"enabled": True, "text": render_template("units/secrets.mount")},
         L.K3S_UNIT: {

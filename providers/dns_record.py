@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 import dns.exception
@@ -233,7 +234,7 @@ class DnsRecord(TypedResource, module="ephemeros", name="DnsRecord"):
         secret: pulumi.Input[str],
         name: str,
         type: str,
-        values: tuple[str, ...],
+        values: pulumi.Input[Sequence[str]],
         ttl: int,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -246,7 +247,7 @@ class DnsRecord(TypedResource, module="ephemeros", name="DnsRecord"):
             secret=secret,
             name=name,
             type=type,
-            values=tuple(sorted(values)),
+            values=pulumi.Output.from_input(values).apply(lambda v: tuple(sorted(v))),
             ttl=ttl,
         )
         super().__init__(DnsRecordProvider(), resource_name, DnsRecordProps, inputs, opts)

@@ -36,9 +36,9 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from providers.configured import configured_credential
 from providers.http import retrying_session
 from providers.props import OUTPUT, SECRET, SECRET_OUTPUT, Props, ProviderError, TypedResource, diff
-from settings import NAMESPACE
 
 API_PATH = "/api/v3/"
 TIMEOUT = 30  # seconds per request
@@ -217,8 +217,7 @@ class HeartbeatCheckProvider(ResourceProvider):
     configured_key: str | None = None
 
     def configure(self, req: ConfigureRequest) -> None:
-        value = req.config.get(f"{NAMESPACE}:{API_KEY_SETTING}")
-        self.configured_key = value if isinstance(value, str) and value else None
+        self.configured_key = configured_credential(req, API_KEY_SETTING)
 
     def _api(self, state: HeartbeatCheckProps, call: Callable[[HealthchecksApi], T]) -> tuple[HealthchecksApi, T]:
         """Call the check's API with the key in the stack's configuration when one is set (a rotated key), and with

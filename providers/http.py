@@ -12,11 +12,16 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 def retrying_session(
-    *, retries: int, backoff: float, methods: Collection[str] | None, statuses: Collection[int] = RETRY_STATUSES
+    *,
+    retries: int,
+    backoff: float,
+    methods: Collection[str] | None,
+    statuses: Collection[int] = RETRY_STATUSES,
+    policy: type[Retry] = Retry,
 ) -> requests.Session:
     """A session that retries `methods` (None: every method) on `statuses` and on connection errors, waiting
-    backoff, 2 x backoff, 4 x backoff ... or what a Retry-After header asks."""
-    retry = Retry(
+    backoff, 2 x backoff, 4 x backoff ... or what a Retry-After header asks; `policy` may refine which."""
+    retry = policy(
         total=retries,
         backoff_factor=backoff,
         status_forcelist=tuple(statuses),

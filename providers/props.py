@@ -155,6 +155,11 @@ class TypedResource(Resource):
         for key in secret:
             setattr(self, key, pulumi.Output.secret(getattr(self, key)))
 
+    def output(self, field: str) -> pulumi.Output[Any]:
+        """The output of a props field, by its snake_case name."""
+        value: pulumi.Output[Any] = getattr(self, camel(field))
+        return value
+
 
 def diff(
     olds: Mapping[str, Any],

@@ -90,6 +90,15 @@ class Credentials(BaseModel):
     namecheap_ddns_password: Text | None = Field(
         default=None, description="Namecheap dynamic DNS password of the domain, for dns.namecheap"
     )
+    vultr_api_key: Text | None = Field(
+        default=None, description="Vultr API key, for datastore.type vultr (its access control must allow this machine)"
+    )
+    dumps_access_key_id: Text | None = Field(
+        default=None, description="access key id for the datastore.dumps bucket (B2: the application key's keyID)"
+    )
+    dumps_secret_access_key: Text | None = Field(
+        default=None, description="secret access key for the datastore.dumps bucket (B2: the applicationKey)"
+    )
 
     def __repr__(self) -> str:
         present = [name for name in type(self).model_fields if getattr(self, name)]

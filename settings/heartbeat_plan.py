@@ -70,3 +70,23 @@ def cluster_check(settings: Settings) -> CheckSpec | None:
         grace=heartbeat.grace,
         channels=heartbeat.channels,
     )
+
+
+def dumps_check(settings: Settings) -> CheckSpec | None:
+    """A check that the datastore's dump job pings at every run: it alerts when dumps stop or fail."""
+    dumps = settings.datastore.dumps
+    period = dumps.keep.period() if dumps is not None else None
+    if not uses_healthchecks(settings) or period is None:
+        return None
+    heartbeat = _heartbeat(settings)
+    name = f"k3s datastore {settings.cluster_name} dumps ({settings.domain})"
+    return CheckSpec(
+        name=name,
+        slug=_slug(name),
+        tags=_tags(settings, "datastore"),
+        desc=f"ephemeros: dumps of cluster {settings.cluster_name}'s datastore to its bucket; each run pings "
+        "/start, then success or its exit status",
+        timeout=period,
+        grace=max(heartbeat.grace, 3600),
+        channels=heartbeat.channels,
+    )

@@ -1,8 +1,4 @@
-"""The stack settings a user writes in Pulumi.<stack>.yaml, as typed models.
-
-Field names are snake_case here and camelCase in the stack file (`base_url` is `baseUrl`). Every model forbids
-keys it does not know, so a typo is an error instead of a silently ignored setting.
-"""
+"""The stack settings a user writes in Pulumi.<stack>.yaml, as typed models (see settings.model_base.Model)."""
 
 from __future__ import annotations
 
@@ -10,10 +6,11 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from base.node_layout import K3S_API_PORT, config_name
+from settings.datastore import Datastore
+from settings.model_base import Model, empty_is_none, off
 from settings.types import (
     AbsolutePath,
     CheckTag,
@@ -36,24 +33,9 @@ Role = Literal["server", "agent"]
 K3sComponent = Literal["traefik", "servicelb", "local-storage", "metrics-server", "coredns"]
 
 
-def _empty_is_none(value: Any) -> Any:
-    return None if value == "" else value
-
-
-def off(value: Any) -> dict[str, Any]:
-    """How Pulumi.yaml declares an optional feature's default: a value that the loader reads as absent."""
-    return {"off": value}
-
-
 def _disabled_is_none(value: Any) -> Any:
     """Pulumi.yaml gives optional feature keys an 'off' default; the program sees an off feature as absent."""
     return value if value is not None and value.enabled else None
-
-
-class Model(BaseModel):
-    """A group of settings; every field has a description, from which Pulumi.yaml and docs/settings.md are made."""
-
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
 class K3s(Model):
@@ -112,35 +94,6 @@ class Bootloader(Model):
     )
     ipxe_lkrn: str = Field(default=".tools/ipxe/ipxe.lkrn", description="iPXE as a Linux kernel image, for BIOS")
     syslinux_dir: str = Field(default="/usr/lib/syslinux", description="syslinux's files (Debian: syslinux-common)")
-
-
-class VultrPostgres(Model):
-    """A managed PostgreSQL on Vultr (created by a later version of ephemeros)."""
-
-    region: str = Field(description="Vultr region id, e.g. ams")
-    plan: str = Field(description="Vultr managed database plan id")
-
-
-class Datastore(Model):
-    """Where the k3s servers keep cluster state."""
-
-    type: Literal["sqlite", "etcd", "postgres", "vultr"] = Field(
-        default="sqlite",
-        description="sqlite: one server, state lost at reboot; etcd: 3, 5, ... servers; "
-        "postgres: external endpoint from the secret datastoreEndpoint; vultr: managed Postgres",
-    )
-    vultr: VultrPostgres | None = Field(default=None, description="the Vultr datastore, with type vultr")
-
-    @model_validator(mode="after")
-    def _vultr_settings(self) -> Datastore:
-        if self.type == "vultr":
-            raise ValueError(
-                "type 'vultr' is not available yet: run your own Postgres and use type 'postgres' "
-                "with the secret datastoreEndpoint"
-            )
-        if self.vultr is not None:
-            raise ValueError("vultr settings are only read with type 'vultr': remove them")
-        return self
 
 
 class Bond(Model):
@@ -267,6 +220,9 @@ class Rotation(Model):
     node_passwords: dict[HostName, int] = Field(
         default_factory=dict, description="generation of each node's k3s node password, by hostname"
     )
+    datastore_password: int = Field(
+        default=0, ge=0, description="generation of the Vultr datastore's k3s password (changed in place)"
+    )
 
 
 class Settings(Model):
@@ -274,7 +230,7 @@ class Settings(Model):
 
     cluster_name: HostName = Field(description="name of the cluster, a DNS label such as lab; names its resources")
     domain: DnsName = Field(description="DNS domain of the nodes (e.g. lab.example.com): a node is <hostname>.<domain>")
-    api_server_address: Annotated[DnsName | None, BeforeValidator(_empty_is_none)] = Field(
+    api_server_address: Annotated[DnsName | None, BeforeValidator(empty_is_none)] = Field(
         default=None,
         description="name or address that agents (and joining servers) reach the k3s API at; "
         "default: the first server's FQDN",

@@ -146,7 +146,28 @@ def _datastore_problems(settings: Settings, credentials: Credentials, servers: i
             f"datastoreEndpoint: is set but datastore.type is {kind}: set datastore.type to postgres, "
             "or remove it with `pulumi config rm datastoreEndpoint`"
         ]
-    return []
+    problems = []
+    dumps = settings.datastore.dumps is not None
+    needs = {  # credential: (needed, value, what needs it)
+        "vultrApiKey": (kind == "vultr", credentials.vultr_api_key, "datastore.type vultr"),
+        "dumpsAccessKeyId": (dumps, credentials.dumps_access_key_id, "datastore.dumps"),
+        "dumpsSecretAccessKey": (dumps, credentials.dumps_secret_access_key, "datastore.dumps"),
+    }
+    for key, (needed, value, what) in needs.items():
+        if needed and not value:
+            problems.append(f"{key}: {what} needs it, and it is not set: pulumi config set --secret {key} <value>")
+        if value and not needed:
+            problems.append(f"{key}: is set, but only {what} uses it: configure that, or `pulumi config rm {key}`")
+    vultr = settings.datastore.vultr
+    dns = settings.dns
+    if vultr is not None and vultr.dns_name is not None and dns is not None and dns.rfc2136 is not None:
+        zone = dns.rfc2136.zone
+        if vultr.dns_name != zone and not vultr.dns_name.endswith(f".{zone}"):
+            problems.append(
+                f"datastore.vultr.dnsName: {vultr.dns_name} is not in zone {zone}, so no record is kept for it: "
+                "choose a name in the zone, or keep its record yourself"
+            )
+    return problems
 
 
 def _heartbeat_problems(settings: Settings, credentials: Credentials) -> list[str]:

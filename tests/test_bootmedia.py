@@ -15,10 +15,11 @@ import pytest
 
 from base import node_layout as L
 from base import stick_layout as B
+from base.envfile import env_file
 from bootmedia.boot_script import boot_script, syslinux_config
 from bootmedia.bootloader import BootFiles, BootloaderError, check_bootloader, check_ipxe_efi, check_ipxe_lkrn
 from bootmedia.image import ImageSpec, build_image
-from bootmedia.secret_files import GeneratedSecrets, env_file, secret_files
+from bootmedia.secret_files import GeneratedSecrets, secret_files
 from harness.stack import REPO, SECRET_VALUES, full_settings, node_named, secret_keys, stack_settings, to_raw
 from harness.stick import extract
 from settings import LoadedSettings, load_settings

@@ -11,6 +11,7 @@ from harness.stack import SECRET_VALUES, base_settings, edited, full_settings, s
 from settings import LoadedSettings, SettingsError, load_settings
 
 Doc = dict[str, Any]
+VULTR_SOURCE = "203.0.113.7/32"
 
 
 def load(doc: Doc, secret: Collection[str] = ()) -> LoadedSettings:
@@ -299,7 +300,71 @@ BAD_CONFIGS: list[tuple[str, Callable[[Doc], None], set[str], str, str]] = [
         "ephemeros:rotate.nodePasswords.node9",
         "is not a node",
     ),
-    ("vultr-not-yet", setting("datastore", {"type": "vultr"}), set(), "ephemeros:datastore", "use type 'postgres'"),
+    (
+        "vultr-without-its-settings",
+        setting("datastore", {"type": "vultr"}),
+        set(),
+        "ephemeros:datastore",
+        "type vultr needs datastore.vultr with at least region and allowedSources",
+    ),
+    (
+        "vultr-open-to-the-internet",
+        setting("datastore", {"type": "vultr", "vultr": {"region": "ams", "allowedSources": ["0.0.0.0/0"]}}),
+        set(),
+        "ephemeros:datastore.vultr.allowedSources",
+        "would open PostgreSQL to the whole internet",
+    ),
+    (
+        "vultr-ssh-open-to-the-internet",
+        setting(
+            "datastore",
+            {
+                "type": "vultr",
+                "vultr": {"region": "ams", "allowedSources": [VULTR_SOURCE], "adminSources": ["0.0.0.0/0"]},
+            },
+        ),
+        set(),
+        "ephemeros:datastore.vultr.adminSources",
+        "would open SSH to the whole internet",
+    ),
+    (
+        "vultr-bad-region",
+        setting("datastore", {"type": "vultr", "vultr": {"region": "Amsterdam", "allowedSources": [VULTR_SOURCE]}}),
+        set(),
+        "ephemeros:datastore.vultr.region",
+        "is not a Vultr region id",
+    ),
+    (
+        "vultr-without-api-key",
+        setting("datastore", {"type": "vultr", "vultr": {"region": "ams", "allowedSources": [VULTR_SOURCE]}}),
+        set(),
+        "ephemeros:vultrApiKey",
+        "pulumi config set --secret vultrApiKey",
+    ),
+    (
+        "dumps-without-keys",
+        all_of(
+            setting(
+                "datastore",
+                {
+                    "type": "vultr",
+                    "vultr": {"region": "ams", "allowedSources": [VULTR_SOURCE]},
+                    "dumps": {"endpoint": "https://s3.eu-central-003.backblazeb2.com", "bucket": "lab-dumps"},
+                },
+            ),
+            setting("vultrApiKey", SECRET_VALUES["vultrApiKey"]),
+        ),
+        {"vultrApiKey"},
+        "ephemeros:dumpsSecretAccessKey",
+        "datastore.dumps needs it",
+    ),
+    (
+        "vultr-settings-without-the-type",
+        setting("datastore", {"vultr": {"region": "ams", "allowedSources": [VULTR_SOURCE]}}),
+        set(),
+        "ephemeros:datastore",
+        "only read with type vultr",
+    ),
     ("no-nodes", setting("nodes", []), set(), "ephemeros:nodes", "needs at least one entry"),
     (
         "bond-and-interfaces",

@@ -1,0 +1,20 @@
+#!/bin/bash
+# ephemeros: bring PostgreSQL up with the configuration above, once the packages are installed: the package
+# started it with its defaults. Then make the k3s role and database, and start the dump timers.
+set -euo pipefail
+for dir in /etc/postgresql/*/main/conf.d; do
+    install -o postgres -g postgres -m 0644 {{ D.CONFIG }} "$dir/ephemeros.conf"
+done
+systemctl restart postgresql
+for attempt in $(seq 1 60); do
+    pg_isready --quiet && break
+    sleep 2
+done
+pg_isready
+runuser -u postgres -- psql --no-psqlrc --quiet --file {{ D.SETUP_SQL }}
+rm -f {{ D.SETUP_SQL }}
+systemctl daemon-reload
+{% for schedule in schedules %}
+systemctl enable --now {{ schedule.timer }}
+{% endfor %}
+echo "{{ D.READY_MESSAGE }}"
