@@ -27,12 +27,12 @@ ENV_VARS := PATH PULUMI_HOME PULUMI_BACKEND_URL PULUMI_CONFIG_PASSPHRASE_FILE PU
 # Debian packages: what `make up` needs, and what the tests need on top.
 APT_UP := ca-certificates curl gdisk dosfstools mtools syslinux syslinux-common e2fsprogs
 APT_TEST := ignition policycoreutils systemd qemu-system-x86 ovmf seabios busybox-static cpio kmod \
-	bind9 bind9-utils bind9-dnsutils cloud-init rclone
+	bind9 bind9-utils bind9-dnsutils cloud-init rclone debootstrap qemu-utils dnsmasq-base
 
 ON_STACK := --stack $(STACK) --non-interactive
 
 .PHONY: help up preview destroy refresh env test lint format generate lock setup setup-test deps deps-test engine ipxe \
-	nodetools testtools stack serve clean bench
+	nodetools testtools stack serve clean bench bench-datastore kubeconfig
 
 help:
 	@echo "make up       set up and run 'pulumi up' on the $(STACK) stack"
@@ -42,7 +42,8 @@ help:
 	@echo "make lint     ruff and mypy;  make lock   re-pin requirements*.txt from requirements*.in"
 	@echo "make generate   remake Pulumi.yaml's config block and docs/settings.md from the models in settings/"
 	@echo "make serve [SERVE_ADDRESS=0.0.0.0]   serve build/\$$STACK/ignition on port 8080 (default: loopback only)"
-	@echo "make bench    measure stick builds (1, 10, 50 nodes) and QEMU boots"
+	@echo "make bench    measure stick builds (1, 10, 50 nodes) and QEMU boots; make bench-datastore: the datastore"
+	@echo "make kubeconfig   write the $(STACK) stack's admin kubeconfig to build/$(STACK)/kubeconfig (0600)"
 
 up: setup stack
 	pulumi up $(ON_STACK) --yes
@@ -64,6 +65,15 @@ test: setup-test lint
 
 bench: setup-test
 	$(VENV)/bin/python -m bench.sticks
+
+bench-datastore: setup-test
+	$(VENV)/bin/python -m bench.datastore
+
+# The $(STACK) stack's admin kubeconfig, into build/$(STACK)/kubeconfig (mode 0600; never printed).
+kubeconfig: setup stack
+	@mkdir -p build/$(STACK)
+	@umask 077; pulumi stack output kubeconfig --show-secrets --stack $(STACK) > build/$(STACK)/kubeconfig
+	@echo "wrote build/$(STACK)/kubeconfig: kubectl --kubeconfig build/$(STACK)/kubeconfig get nodes"
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -23,8 +23,10 @@ cluster = Cluster(
         boot_files=machine.boot_files,
         build_dir=BuildDir(Path("build") / pulumi.get_stack()),
         dns_updater=machine.dns_updater,
+        etcd_rejoin=machine.etcd_rejoin,
     ),
 )
 pulumi.export("nodes", cluster.nodes_output())
+pulumi.export("kubeconfig", cluster.pki.kubeconfig)
 if cluster.datastore is not None:
     pulumi.export("datastore", cluster.datastore_output())

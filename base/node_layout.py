@@ -23,6 +23,37 @@ NODE_IDENTITY: Final = "node.env"  # NODE_NAME, CLUSTER_NAME: which node this st
 HEARTBEAT_ENV: Final = "heartbeat.env"  # HEARTBEAT_URL
 LOG_EXPORT_ENV: Final = "log-export.env"  # LOGEXPORT_HOST, LOGEXPORT_PORT
 DDNS_ENV: Final = "ddns.env"  # NAMECHEAP_DDNS_PASSWORD, DNS_TSIG_SECRET
+ETCD_CLIENT_CERT: Final = "etcd-client.crt"  # servers with embedded etcd: a client of the other servers' etcd
+ETCD_CLIENT_KEY: Final = "etcd-client.key"
+
+# The cluster's PKI on a server (made by the program, see pki/k3s.py): the CAs k3s reads from K3S_TLS_DIR before
+# its first start, each a chain (.crt) and a key, and the service-account key. On the stick each is a flat file,
+# pki-<name with / as ->; a unit puts them in place before k3s starts, at every boot.
+K3S_TLS_DIR: Final = "/var/lib/rancher/k3s/server/tls"
+K3S_LEAF_CAS: Final = ("server", "client", "request-header", "etcd/peer", "etcd/server")
+K3S_SERVICE_KEY: Final = "service.key"
+
+
+def pki_file(ca: str, part: str) -> str:
+    """The stick file of one of the CAs (e.g. "etcd/server"), its chain ("crt") or its key ("key")."""
+    return f"pki-{ca.replace('/', '-')}-ca.{part}"
+
+
+def pki_files() -> dict[str, str]:
+    """Stick file name -> path under K3S_TLS_DIR, for every file of the cluster's PKI a server carries."""
+    files = {pki_file(ca, part): f"{ca}-ca.{part}" for ca in K3S_LEAF_CAS for part in ("crt", "key")}
+    return files | {f"pki-{K3S_SERVICE_KEY}": K3S_SERVICE_KEY}
+
+
+def addon_values_file(chart: str) -> str:
+    """The stick file holding a chart's secret values, as a Secret manifest."""
+    return f"addon-{chart}-values.yaml"
+
+
+def addon_values_secret(chart: str) -> str:
+    """The Secret (in kube-system) that a chart's HelmChart reads its secret values from."""
+    return f"ephemeros-addon-{chart}-values"
+
 
 # Paths on the node.
 OPT_BIN: Final = "/opt/bin"
@@ -31,19 +62,30 @@ K3S_LINKS: Final = ("kubectl", "crictl", "ctr")
 K3S_CONFIG: Final = "/etc/rancher/k3s/config.yaml"
 K3S_KUBECONFIG: Final = "/etc/rancher/k3s/k3s.yaml"
 K3S_NODE_PASSWORD: Final = "/etc/rancher/node/password"  # noqa: S105 -- a path
+K3S_MANIFESTS_DIR: Final = "/var/lib/rancher/k3s/server/manifests"  # applied by k3s at every server start
+KUBE_VIP_MANIFEST: Final = f"{K3S_MANIFESTS_DIR}/ephemeros-kube-vip.yaml"
 HEARTBEAT_SCRIPT: Final = f"{OPT_BIN}/ephemeros-heartbeat"
 DDNS_SCRIPT: Final = f"{OPT_BIN}/ephemeros-ddns"
 DNS_UPDATER: Final = f"{OPT_BIN}/ephemeros-dnsupdate"  # RFC 2136 client, from nodetools/dnsupdate
 DNS_UPDATER_URL_PATH: Final = "bin/ephemeros-dnsupdate"  # where it is served, under ignitionBaseUrl
+ETCD_REJOIN: Final = f"{OPT_BIN}/ephemeros-etcd-rejoin"  # a wiped server's stale etcd member removed, from nodetools
+ETCD_REJOIN_URL_PATH: Final = "bin/ephemeros-etcd-rejoin"
+K3S_CONFIG_DROPINS: Final = f"{K3S_CONFIG}.d"  # k3s reads <config>.d/*.yaml after its config, in name order
+ETCD_DROPIN: Final = f"{K3S_CONFIG_DROPINS}/50-ephemeros-etcd.yaml"  # server: or cluster-init:, made at each boot
 NETWORK_DIR: Final = "/etc/systemd/network"
+CONFIG_DIGEST: Final = "/etc/ephemeros/config-digest"  # sha256 of the rest of the node's Ignition config
 
 # Units.
 K3S_UNIT: Final = "k3s.service"
+# The server's files from the stick where k3s reads them, before k3s: its PKI, add-ons' secret values.
+SERVER_FILES_UNIT: Final = "ephemeros-server-files.service"
+SERVER_FILES_SCRIPT: Final = f"{OPT_BIN}/ephemeros-server-files"
 LOG_EXPORT_UNIT: Final = "log-export.service"
 HEARTBEAT_UNIT: Final = "heartbeat.service"
 HEARTBEAT_TIMER: Final = "heartbeat.timer"
 DDNS_UNIT: Final = "ddns.service"
 DDNS_TIMER: Final = "ddns.timer"
+ETCD_REJOIN_UNIT: Final = "ephemeros-etcd-rejoin.service"
 
 K3S_API_PORT: Final = 6443
 

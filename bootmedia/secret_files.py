@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 
+import yaml
+
 from base import node_layout as L
 from base.envfile import env_file
 from settings.credentials import Credentials
@@ -19,13 +21,14 @@ from settings.model import Node, Settings
 class GeneratedSecrets:
     """The secrets Pulumi made for one node (cluster-wide ones included)."""
 
-    server_token: str = field(repr=False)
-    agent_token: str = field(repr=False)
+    server_token: str = field(repr=False)  # servers join with it: K10<CA hash>::server:<password>
+    agent_token: str = field(repr=False)  # the agents' password, which servers accept
     node_password: str = field(repr=False)
     heartbeat_url: str | None = field(default=None, repr=False)
     cluster_heartbeat_url: str | None = field(default=None, repr=False)  # pinged by healthy servers
     datastore_endpoint: str | None = field(default=None, repr=False)  # the Vultr datastore's, on servers
     datastore_ca: str | None = field(default=None, repr=False)  # its CA certificate (PEM), to verify it
+    agent_join_token: str | None = field(default=None, repr=False)  # K10<CA hash>::node:<password>, for agents
 
 
 def secret_files(
@@ -35,7 +38,7 @@ def secret_files(
     if node.role == "server":
         k3s = {"K3S_TOKEN": generated.server_token, "K3S_AGENT_TOKEN": generated.agent_token}
     else:
-        k3s = {"K3S_TOKEN": generated.agent_token}
+        k3s = {"K3S_TOKEN": generated.agent_join_token or generated.agent_token}
     files = {
         L.K3S_ENV: env_file(k3s),
         L.NODE_PASSWORD: generated.node_password + "\n",
@@ -56,6 +59,9 @@ def secret_files(
     if credentials.log_export_target:
         host, _, port = credentials.log_export_target.rpartition(":")
         files[L.LOG_EXPORT_ENV] = env_file({"LOGEXPORT_HOST": host, "LOGEXPORT_PORT": port})
+    if node.role == "server" and not settings.kubernetes.manage:
+        for chart, values in credentials.addon_values.items():
+            files[L.addon_values_file(chart)] = addon_values_secret(chart, values)
     ddns = {}
     names = runtime_names(settings, node)
     if any(n.via_namecheap for n in names) and credentials.namecheap_ddns_password:
@@ -65,6 +71,18 @@ def secret_files(
     if ddns:
         files[L.DDNS_ENV] = env_file(ddns)
     return files
+
+
+def addon_values_secret(chart: str, values: str) -> str:
+    """A Secret manifest holding a chart's secret values, for its HelmChart's valuesSecrets."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": L.addon_values_secret(chart), "namespace": "kube-system"},
+        "type": "Opaque",
+        "stringData": {"values.yaml": values},
+    }
+    return yaml.safe_dump(secret, sort_keys=False)
 
 
 def _stand_ins(present: Collection[str]) -> dict[str, str | None]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -15,7 +15,7 @@ from bootmedia.secret_files import file_sources, secret_file
 from components.datastore import DatastoreAccess
 from components.heartbeat import heartbeat_check
 from components.secrets import NodeSecrets
-from ignition.render import node_config
+from ignition.render import config_digest, node_config
 from providers.ignition_file import IgnitionFile
 from providers.stick_image import StickImage
 from providers.stick_writer import StickWriter
@@ -35,7 +35,9 @@ class NodeArgs:
     build_dir: BuildDir
     cluster_heartbeat_url: pulumi.Output[str] | None = None  # servers ping the cluster's check
     dns_updater_sha256: str | None = None
+    etcd_rejoin_sha256: str | None = None
     datastore: DatastoreAccess | None = None  # servers reach the Vultr datastore with it
+    pki_files: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)  # the cluster's CAs, on servers
 
 
 def _secret_file(
@@ -57,6 +59,7 @@ class Node(pulumi.ComponentResource):
 
     role: str
     ignition_url: str
+    config_digest: str  # what the node reports in its heartbeat once booted from this config
     ignition_file: pulumi.Output[str]
     stick_image: pulumi.Output[str]
     stick_sha256: pulumi.Output[str]
@@ -68,16 +71,17 @@ class Node(pulumi.ComponentResource):
         self.role = node.role
         self.ignition_url = settings.ignition_url(node)
 
+        config = node_config(
+            settings,
+            node,
+            log_export=credentials.log_export_target is not None,
+            dns_updater_sha256=args.dns_updater_sha256,
+            secret_values=credentials.addon_values.keys(),
+            etcd_rejoin_sha256=args.etcd_rejoin_sha256,
+        )
+        self.config_digest = config_digest(config)
         ignition = IgnitionFile(
-            f"{name}-ignition",
-            path=str(args.build_dir.ignition_config(node.hostname)),
-            config=node_config(
-                settings,
-                node,
-                log_export=credentials.log_export_target is not None,
-                dns_updater_sha256=args.dns_updater_sha256,
-            ),
-            opts=child,
+            f"{name}-ignition", path=str(args.build_dir.ignition_config(node.hostname)), config=config, opts=child
         )
         self.ignition_file = ignition.path.apply(lambda p: str(Path(p).resolve()))
 
@@ -88,6 +92,7 @@ class Node(pulumi.ComponentResource):
         generated: dict[str, pulumi.Input[str | None]] = {
             "server_token": args.secrets.server_token,
             "agent_token": args.secrets.agent_token,
+            "agent_join_token": args.secrets.agent_join_token,
             "node_password": args.secrets.node_password,
             "heartbeat_url": heartbeat_url,
             "cluster_heartbeat_url": args.cluster_heartbeat_url,
@@ -111,7 +116,7 @@ class Node(pulumi.ComponentResource):
             boot_script=boot_script(settings, node),
             syslinux_config=syslinux_config(),
             boot_files=args.boot_files,
-            secret_files=files,
+            secret_files={**files, **args.pki_files},
             opts=child,
         )
         self.stick_image = stick.path.apply(lambda p: str(Path(p).resolve()))
@@ -134,4 +139,5 @@ class Node(pulumi.ComponentResource):
             "ignitionUrl": self.ignition_url,
             "stickImage": self.stick_image,
             "stickSha256": self.stick_sha256,
+            "configDigest": self.config_digest,
         }

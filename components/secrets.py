@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
 
+from pki.k3s import secure_token
 from providers.random_secret import RandomSecret
 from settings.model import Settings
 
@@ -20,10 +22,12 @@ class ClusterSecretsArgs:
 
 @dataclass(frozen=True)
 class NodeSecrets:
-    """The generated secrets one node's stick carries."""
+    """The generated secrets one node's stick carries: the join tokens in k3s's secure form (with the hash of the
+    cluster's CA, so that a joining node checks the server it joins), the agents' password, its node password."""
 
     server_token: pulumi.Output[str]
     agent_token: pulumi.Output[str]
+    agent_join_token: pulumi.Output[str]
     node_password: pulumi.Output[str]
 
 
@@ -56,5 +60,15 @@ class ClusterSecrets(pulumi.ComponentResource):
             {"serverToken": self.server_token, "agentToken": self.agent_token, "nodePasswords": self.node_passwords}
         )
 
-    def for_node(self, hostname: str) -> NodeSecrets:
-        return NodeSecrets(self.server_token, self.agent_token, self.node_passwords[hostname])
+    def for_node(self, hostname: str, cluster_ca: pulumi.Output[str]) -> NodeSecrets:
+        """`cluster_ca`: the server CA's chain, whose root the secure tokens name."""
+
+        def token(user: Literal["server", "node"], password: pulumi.Output[str]) -> pulumi.Output[str]:
+            return pulumi.Output.all(cluster_ca, password).apply(lambda v: secure_token(v[0], user, v[1]))
+
+        return NodeSecrets(
+            server_token=token("server", self.server_token),
+            agent_token=self.agent_token,
+            agent_join_token=token("node", self.agent_token),
+            node_password=self.node_passwords[hostname],
+        )

@@ -1,214 +1,26 @@
-"""A real etcd cluster on loopback, TLS everywhere, with the operations a member's loss and rejoin need.
-
-Also the small pieces the other server harnesses share: where the built test tools live, free ports, stopping a
-process, a test PKI (ECDSA P-256, as k3s makes its own) and an HTTPS request that presents a client certificate.
-"""
+"""A real etcd cluster on loopback, TLS everywhere, with the operations a member's loss and rejoin need."""
 
 from __future__ import annotations
 
 import base64
-import datetime
-import http.client
-import ipaddress
 import json
-import os
 import secrets
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from harness.certificates import CertKey, https_request, issue
+from harness.processes import built_tool, free_ports, log_tail, stop
 
-from harness.stack import REPO
-
-TESTTOOLS_BIN = REPO / ".tools/testtools/bin"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 QUOTA_BACKEND_BYTES = 128 * 1024 * 1024
-
-
-def built_tool(name: str) -> Path:
-    """The path of a binary that testtools/build.sh builds."""
-    path = TESTTOOLS_BIN / name
-    if not path.is_file():
-        raise RuntimeError(f"{path} is missing: run `make setup-test` (it runs testtools/build.sh)")
-    return path
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` different loopback TCP ports that were free a moment ago."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-def stop(process: subprocess.Popen[bytes], grace: float = 10) -> None:
-    """Terminate `process`, and kill it if it has not exited after `grace` seconds."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def log_tail(text: str, lines: int = 40) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-@dataclass(frozen=True)
-class CertKey:
-    """A certificate (or a leaf followed by its chain) and its private key, both PEM."""
-
-    cert: bytes
-    key: bytes
-
-    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
-        """Write `stem.crt` and `stem.key` (mode 0600) into `directory`; returns their paths."""
-        directory.mkdir(parents=True, exist_ok=True)
-        cert, key = directory / f"{stem}.crt", directory / f"{stem}.key"
-        cert.write_bytes(self.cert)
-        write_private(key, self.key)
-        return cert, key
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write `data` to a new file of mode 0600 (replacing any file there)."""
-    path.unlink(missing_ok=True)
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
-        out.write(data)
-
-
-def new_private_key() -> bytes:
-    """A new ECDSA P-256 private key, PEM (PKCS #8)."""
-    return _key_pem(ec.generate_private_key(ec.SECP256R1()))
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _certificate(
-    subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: CertKey | None,
-    extensions: Sequence[tuple[x509.ExtensionType, bool]],
-    days: int,
-) -> bytes:
-    now = datetime.datetime.now(datetime.UTC)
-    if issuer is None:
-        issuer_name, signing_key = subject, key
-    else:
-        issuer_name = x509.load_pem_x509_certificate(issuer.cert).subject
-        loaded = serialization.load_pem_private_key(issuer.key, password=None)
-        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
-        signing_key = loaded
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if issuer is not None:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key())
-        builder = builder.add_extension(aki, critical=False)
-    for extension, critical in extensions:
-        builder = builder.add_extension(extension, critical=critical)
-    return builder.sign(signing_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
-
-
-def new_ca(common_name: str, parent: CertKey | None = None, days: int = 3650) -> CertKey:
-    """A CA: self-signed, or an intermediate signed by `parent` (its PEM then holds only its own certificate)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
-    extensions: list[tuple[x509.ExtensionType, bool]] = [
-        (x509.BasicConstraints(ca=True, path_length=None), True),
-        (usage, True),
-    ]
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    return CertKey(_certificate(subject, key, parent, extensions, days), _key_pem(key))
-
-
-def issue(
-    ca: CertKey,
-    common_name: str,
-    *,
-    organizations: Sequence[str] = (),
-    hosts: Sequence[str] = (),
-    server: bool = False,
-    client: bool = True,
-    days: int = 365,
-) -> CertKey:
-    """A leaf certificate signed by `ca`; `hosts` (IP addresses or DNS names) become its SANs."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    subject = x509.Name([*names, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    usages = [ExtendedKeyUsageOID.SERVER_AUTH] * server + [ExtendedKeyUsageOID.CLIENT_AUTH] * client
-    extensions: list[tuple[x509.ExtensionType, bool]] = [
-        (x509.BasicConstraints(ca=False, path_length=None), True),
-        (x509.KeyUsage(True, False, True, False, False, False, False, False, False), True),
-        (x509.ExtendedKeyUsage(usages), False),
-    ]
-    if hosts:
-        sans: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                sans.append(x509.DNSName(host))
-        extensions.append((x509.SubjectAlternativeName(sans), False))
-    return CertKey(_certificate(subject, key, ca, extensions, days), _key_pem(key))
-
-
-def https_request(
-    url: str,
-    ca_file: Path,
-    client: tuple[Path, Path] | None = None,
-    headers: Mapping[str, str] | None = None,
-    method: str = "GET",
-    body: bytes | None = None,
-) -> tuple[int, bytes]:
-    """Send a request to `url` trusting only `ca_file`, presenting the certificate and key files `client` if given."""
-    context = ssl.create_default_context(cafile=str(ca_file))
-    if client is not None:
-        context.load_cert_chain(str(client[0]), str(client[1]))
-    parts = urlsplit(url)
-    connection = http.client.HTTPSConnection(parts.hostname or "", parts.port, context=context, timeout=10)
-    try:
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        connection.request(method, target, body=body, headers=dict(headers or {}))
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 @dataclass(frozen=True)
@@ -409,6 +221,16 @@ class EtcdCluster:
         self._require_stopped(name)
         shutil.rmtree(self.members[name].data_dir, ignore_errors=True)
 
+    def rename(self, name: str, new_name: str) -> None:
+        """Call the stopped member `name` `new_name` from now on, as k3s names a member anew when its data is gone.
+
+        It keeps its URLs, certificates and directory; start it (start_existing) after `member_add(new_name)`.
+        """
+        self._require_stopped(name)
+        if new_name in self.members:
+            raise ValueError(f"etcd member {new_name} exists")
+        self.members[new_name] = replace(self.members.pop(name), name=new_name, process=None)
+
     def start_existing(self, name: str, timeout: float = 60) -> None:
         """Start `name` with --initial-cluster-state=existing and the cluster's current member list, as k3s joins.
 
@@ -493,25 +315,31 @@ def _member_info(listed: dict[str, Any]) -> MemberInfo:
 @contextmanager
 def etcd_cluster(
     ca: EtcdCA,
-    members: int = 3,
+    members: int | None = None,
     tmp: Path | None = None,
     member_certs: Mapping[str, MemberCerts] | None = None,
     timeout: float = 60,
+    names: Sequence[str] | None = None,
 ) -> Iterator[EtcdCluster]:
-    """Start `members` etcd members named etcd-1, etcd-2, ... as one new cluster, and wait until all are healthy.
+    """Start etcd members as one new cluster, and wait until all are healthy.
 
-    Each member's certificates come from `member_certs` or are signed here with `ca`; the directory is made under
-    `tmp` (default: the system's) and removed at the end, with every member stopped.
+    The members are `names` (say `server0-1a2b3c4d`, as k3s names them), or else `members` (default 3) members
+    named etcd-1, etcd-2, ... Each member's certificates come from `member_certs` or are signed here with `ca` (whose
+    certificates may be chains, leaf CA first, as k3s's CA files are); the directory is made under `tmp` (default:
+    the system's) and removed at the end, with every member stopped.
     """
+    if names is None:
+        names = [f"etcd-{i}" for i in range(1, (members or 3) + 1)]
+    elif not names or len(set(names)) != len(names) or members not in (None, len(names)):
+        raise ValueError(f"etcd member names {list(names)} must be distinct, and as many as members={members}")
     built_tool("etcd")
     built_tool("etcdctl")
     directory = Path(tempfile.mkdtemp(prefix="ephemeros-etcd-", dir=tmp))
     (directory / "server-ca.crt").write_bytes(ca.server.cert)
     (directory / "peer-ca.crt").write_bytes(ca.peer.cert)
     root_client = issue(ca.server, "root", client=True).write(directory, "root-client")
-    names = [f"etcd-{i}" for i in range(1, members + 1)]
     cluster = EtcdCluster(directory, ca, secrets.token_hex(8), {}, directory / "server-ca.crt", root_client)
-    ports = free_ports(2 * members)
+    ports = free_ports(2 * len(names))
     try:
         for index, name in enumerate(names):
             member = EtcdMember(

@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from harness.etcd_cluster import CertKey, built_tool, free_ports, https_request, log_tail, stop, write_private
+from harness.certificates import CertKey, https_request
+from harness.processes import built_tool, free_ports, log_tail, stop, write_private
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 SERVICE_CIDR = "10.43.0.0/16"

@@ -6,7 +6,6 @@ by environment variables, as the datastore's dump job does.
 
 from __future__ import annotations
 
-import http.client
 import os
 import secrets
 import shutil
@@ -14,13 +13,13 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from harness.etcd_cluster import built_tool, free_port, log_tail, stop
+from harness.processes import built_tool, free_port, log_tail, stop
 
 REGION = "us-east-1"
 _S3_XML = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -32,6 +31,13 @@ class S3Error(RuntimeError):
         self.status = status
 
 
+Wrap = Callable[[list[str]], list[str]]  # how a command runs where the server is (e.g. in a network namespace)
+
+
+def _here(command: list[str]) -> list[str]:
+    return command
+
+
 @dataclass(frozen=True)
 class S3Server:
     endpoint: str
@@ -41,6 +47,7 @@ class S3Server:
     root_dir: Path  # the backend's directory: one subdirectory per bucket
     log_path: Path
     scratch: Path
+    where: Wrap = _here
 
     def request(self, method: str, path: str, data: bytes | None = None, query: str = "") -> tuple[int, bytes]:
         """Send a SigV4-signed request for `path` (quoted here) and `query` (already encoded) with curl.
@@ -59,7 +66,7 @@ class S3Server:
                 body.flush()
                 command += ["--header", "Content-Type: application/octet-stream", "--data-binary", f"@{body.name}"]
             done = subprocess.run(
-                [*command, f"{self.endpoint}{quote(path)}{'?' + query if query else ''}"],
+                self.where([*command, f"{self.endpoint}{quote(path)}{'?' + query if query else ''}"]),
                 input=f'user = "{self.access_key}:{self.secret_key}"\n'.encode(),
                 capture_output=True,
                 check=False,
@@ -130,21 +137,23 @@ class S3Server:
         return subprocess.run(["rclone", *args], env=env, capture_output=True, text=True, check=False, timeout=120)
 
 
-def _answers(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", "/")
-        connection.getresponse().read()
-        return True
-    except OSError:
-        return False
-    finally:
-        connection.close()
+def _answers(url: str, where: Wrap) -> bool:
+    probe = where(["curl", "--silent", "--output", "/dev/null", "--max-time", "5", url])
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
 @contextmanager
-def s3_server(region: str = REGION, timeout: float = 30) -> Iterator[S3Server]:
-    """Start versitygw's POSIX backend on a new directory and a free port, with a new root key pair."""
+def s3_server(
+    region: str = REGION,
+    timeout: float = 30,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    keys: tuple[str, str] | None = None,
+    where: Wrap = _here,
+) -> Iterator[S3Server]:
+    """Start versitygw's POSIX backend on a new directory and a free port (or `port`, on `host`), with a new root
+    key pair (or `keys`: access key, secret key); `where` runs it, and every request, elsewhere (a namespace)."""
     versitygw = built_tool("versitygw")
     if shutil.which("curl") is None:
         raise RuntimeError("curl is missing: run `make setup-test` (Debian: curl)")
@@ -152,19 +161,20 @@ def s3_server(region: str = REGION, timeout: float = 30) -> Iterator[S3Server]:
     root_dir, scratch, log_path = directory / "root", directory / "scratch", directory / "versitygw.log"
     root_dir.mkdir()
     scratch.mkdir()
-    port = free_port()
-    access_key, secret_key = "EPH" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
+    port = port or free_port()
+    access_key, secret_key = keys or ("EPH" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
     env = os.environ | {"ROOT_ACCESS_KEY": access_key, "ROOT_SECRET_KEY": secret_key}
-    command = [str(versitygw), f"--port=127.0.0.1:{port}", f"--region={region}", "--quiet", "posix", str(root_dir)]
+    command = [str(versitygw), f"--port={host}:{port}", f"--region={region}", "--quiet", "posix", str(root_dir)]
+    endpoint = f"http://{host}:{port}"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+        process = subprocess.Popen(where(command), stdout=log, stderr=log, env=env)
     try:
         deadline = time.monotonic() + timeout
-        while not _answers(port):
+        while not _answers(endpoint, where):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"versitygw did not start:\n{log_tail(log_path.read_text(errors='replace'))}")
             time.sleep(0.1)
-        yield S3Server(f"http://127.0.0.1:{port}", access_key, secret_key, region, root_dir, log_path, scratch)
+        yield S3Server(endpoint, access_key, secret_key, region, root_dir, log_path, scratch, where)
     finally:
         stop(process)
         shutil.rmtree(directory, ignore_errors=True)

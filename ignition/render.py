@@ -10,7 +10,9 @@ which is what `pulumi preview --diff` shows; `to_ignition` turns it into Ignitio
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import quote
@@ -19,6 +21,7 @@ import yaml
 
 from base import node_layout as L
 from base.templating import Templates
+from settings.addons import HelmChart
 from settings.dns_plan import namecheap_domain, runtime_names
 from settings.model import Node, Settings
 
@@ -73,8 +76,9 @@ def k3s_config(settings: Settings, node: Node) -> dict[str, Any]:
     if node.address is not None:
         config["node-ip"] = str(node.address.ip)
 
-    joins = node.role == "agent" or (settings.datastore.type == "etcd" and node != settings.servers[0])
-    if joins:
+    # With embedded etcd, whether a server joins (and whom) or starts the cluster is decided at each boot by the
+    # rejoin unit, in a drop-in: see etcd_rejoin below.
+    if node.role == "agent":
         config["server"] = settings.api_server_url
     if node.role == "server":
         sans = {settings.api_server, settings.fqdn(node)}
@@ -86,9 +90,29 @@ def k3s_config(settings: Settings, node: Node) -> dict[str, Any]:
         config["write-kubeconfig-mode"] = "0600"
         if k3s.disable:
             config["disable"] = list(k3s.disable)
-        if settings.datastore.type == "etcd" and not joins:
-            config["cluster-init"] = True
     return config
+
+
+def _etcd_rejoin(settings: Settings, node: Node, tool_sha256: str | None) -> tuple[dict[str, File], dict[str, Unit]]:
+    """A server with embedded etcd, before k3s starts at each boot: its stale etcd member (its data went with the
+    last boot) removed through the other servers, and k3s told to join one of them; or, on the first server when
+    none answers, to start the cluster."""
+    if node.role != "server" or settings.datastore.type != "etcd":
+        return {}, {}
+    if tool_sha256 is None:
+        raise ValueError("the etcd rejoin tool's sha256 is needed to render a server with embedded etcd")
+    peers = [str(s.address.ip) if s.address else settings.fqdn(s) for s in settings.servers if s != node]
+    url = f"{settings.ignition_base_url}/{L.ETCD_REJOIN_URL_PATH}"
+    unit = render_template(
+        "units/etcd-rejoin.service",
+        node_name=node.hostname,
+        address=str(node.address.ip) if node.address else None,
+        peers=",".join(peers),
+        may_init=node == settings.servers[0],
+    )
+    return {L.ETCD_REJOIN: _download(url, tool_sha256, MODE_EXECUTABLE)}, {
+        L.ETCD_REJOIN_UNIT: {"enabled": True, "text": unit}
+    }
 
 
 def _network_files(node: Node) -> dict[str, File]:
@@ -144,10 +168,56 @@ def _ddns(settings: Settings, node: Node, dns_updater_sha256: str | None) -> tup
     return files, units
 
 
-def node_config(settings: Settings, node: Node, *, log_export: bool, dns_updater_sha256: str | None) -> NodeConfig:
+def helm_chart(chart: HelmChart, secret_values: bool) -> dict[str, Any]:
+    """k3s's HelmChart object for `chart` (helm.cattle.io/v1), its secret values read from a Secret."""
+    spec: dict[str, Any] = {
+        "repo": chart.repo,
+        "chart": chart.chart,
+        "version": chart.version,
+        "targetNamespace": chart.namespace,
+        "createNamespace": True,
+    }
+    if chart.values:
+        spec["valuesContent"] = yaml.safe_dump(chart.values, sort_keys=True)
+    if secret_values:
+        spec["valuesSecrets"] = [{"name": L.addon_values_secret(chart.name), "keys": ["values.yaml"]}]
+    return {
+        "apiVersion": "helm.cattle.io/v1",
+        "kind": "HelmChart",
+        "metadata": {"name": chart.name, "namespace": "kube-system"},
+        "spec": spec,
+    }
+
+
+def addon_manifests(settings: Settings, secret_values: Collection[str]) -> dict[str, str]:
+    """Path on a server -> the manifest k3s applies for each add-on (when k3s, not Pulumi, installs them)."""
+    if settings.kubernetes.manage:
+        return {}
+    manifests = {
+        f"{L.K3S_MANIFESTS_DIR}/ephemeros-addon-{chart.name}.yaml": yaml.safe_dump(
+            helm_chart(chart, chart.name in secret_values), sort_keys=False
+        )
+        for chart in settings.addons.charts
+    }
+    for manifest in settings.addons.manifests:
+        manifests[f"{L.K3S_MANIFESTS_DIR}/ephemeros-addon-{manifest.name}.yaml"] = manifest.content
+    return manifests
+
+
+def node_config(
+    settings: Settings,
+    node: Node,
+    *,
+    log_export: bool,
+    dns_updater_sha256: str | None,
+    secret_values: Collection[str] = (),
+    etcd_rejoin_sha256: str | None = None,
+) -> NodeConfig:
     """The readable config of one node. `log_export`: whether nodes send their journal out (its target is secret).
 
     `dns_updater_sha256` pins the RFC 2136 updater that nodes on DHCP download from next to their configs.
+    `secret_values`: the charts whose secret values (not here: on the servers' sticks) are set.
+    `etcd_rejoin_sha256` pins the etcd rejoin tool that servers with embedded etcd download likewise.
     """
     files: dict[str, File] = {
         "/etc/hostname": _text(f"{node.hostname}\n", MODE_CONFIG),
@@ -166,6 +236,26 @@ def node_config(settings: Settings, node: Node, *, log_export: bool, dns_updater
         "update-engine.service": {"mask": True},
         "locksmithd.service": {"mask": True},
     }
+    if node.role == "server" and settings.kube_vip is not None:
+        manifest = render_template(
+            "manifests/kube-vip.yaml",
+            address=settings.api_server,
+            port=L.K3S_API_PORT,
+            interface=settings.kube_vip.interface,  # set: settings.model.KubeVip checks it
+            image=settings.kube_vip.image,
+        )
+        files[L.KUBE_VIP_MANIFEST] = _text(manifest, MODE_PRIVATE)
+    if node.role == "server":
+        for path, manifest in addon_manifests(settings, secret_values).items():
+            files[path] = _text(manifest, MODE_PRIVATE)
+        values = {
+            L.addon_values_file(c.name): f"{L.K3S_MANIFESTS_DIR}/ephemeros-{L.addon_values_file(c.name)}"
+            for c in settings.addons.charts
+            if c.name in secret_values and not settings.kubernetes.manage
+        }
+        script = render_template("scripts/server-files.sh", pki=L.pki_files(), manifests=values)
+        files[L.SERVER_FILES_SCRIPT] = _text(script, MODE_EXECUTABLE)
+        units[L.SERVER_FILES_UNIT] = {"enabled": True, "text": render_template("units/ephemeros-server-files.service")}
     if log_export:
         units[L.LOG_EXPORT_UNIT] = {"enabled": True, "text": render_template("units/log-export.service")}
     if settings.heartbeat is not None:
@@ -179,12 +269,29 @@ def node_config(settings: Settings, node: Node, *, log_export: bool, dns_updater
             "text": render_template("units/heartbeat.timer", period=settings.heartbeat.period),
         }
     ddns_files, ddns_units = _ddns(settings, node, dns_updater_sha256)
-    return {
+    etcd_files, etcd_units = _etcd_rejoin(settings, node, etcd_rejoin_sha256)
+    files |= etcd_files
+    units |= etcd_units
+    config: NodeConfig = {
         "users": {"core": list(settings.ssh_keys)},
         "files": files | ddns_files,
         "links": {f"{L.OPT_BIN}/{name}": L.K3S_BINARY for name in L.K3S_LINKS},
         "units": units | ddns_units,
     }
+    # The node reports this in its heartbeat: which config it booted (the digest of everything but itself).
+    config["files"][L.CONFIG_DIGEST] = _text(digest(config) + "\n", MODE_CONFIG)
+    return config
+
+
+def digest(config: NodeConfig) -> str:
+    """sha256 of the Ignition form of `config`, leaving out its own digest file."""
+    files = {path: file for path, file in config["files"].items() if path != L.CONFIG_DIGEST}
+    return hashlib.sha256(to_json(to_ignition({**config, "files": files})).encode()).hexdigest()
+
+
+def config_digest(config: NodeConfig) -> str:
+    """The digest a node booted from `config` reports."""
+    return config["files"][L.CONFIG_DIGEST]["text"].strip()
 
 
 def data_url(text: str) -> str:
@@ -225,10 +332,22 @@ def to_ignition(config: NodeConfig) -> dict[str, Any]:
 
 
 def render_node_config(
-    settings: Settings, node: Node, *, log_export: bool, dns_updater_sha256: str | None = None
+    settings: Settings,
+    node: Node,
+    *,
+    log_export: bool,
+    dns_updater_sha256: str | None = None,
+    etcd_rejoin_sha256: str | None = None,
 ) -> dict[str, Any]:
     """The Ignition config for one node, in Ignition's form."""
-    return to_ignition(node_config(settings, node, log_export=log_export, dns_updater_sha256=dns_updater_sha256))
+    config = node_config(
+        settings,
+        node,
+        log_export=log_export,
+        dns_updater_sha256=dns_updater_sha256,
+        etcd_rejoin_sha256=etcd_rejoin_sha256,
+    )
+    return to_ignition(config)
 
 
 def to_json(config: dict[str, Any]) -> str:

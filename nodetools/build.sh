@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # Build the programs ephemeros serves to its nodes next to their Ignition configs, into .tools/nodetools:
-# ephemeros-dnsupdate (RFC 2136 updates with TSIG, from nodetools/dnsupdate). Static, reproducible (same
-# source, same bytes), pinned by go.mod and go.sum. A second run returns at once.
+#   ephemeros-dnsupdate     RFC 2136 updates with TSIG                        (from nodetools/dnsupdate)
+#   ephemeros-etcd-rejoin   a wiped k3s server's stale etcd member removed    (from nodetools/etcdrejoin)
+# Static, reproducible (same source, same bytes), pinned by go.mod and go.sum. Each program has its own stamp of
+# its inputs, so a second run returns at once and a changed program rebuilds alone.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/.tools/nodetools"
 command -v go >/dev/null || { echo "nodetools/build.sh: Go is needed (https://go.dev/dl)" >&2; exit 1; }
 export GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 GOOS=linux GOARCH=amd64
 
-stamp="$( { go version; cat "$root"/nodetools/dnsupdate/*; } | sha256sum | cut -d' ' -f1)"
-if [ -x "$out/ephemeros-dnsupdate" ] && [ "$(cat "$out/.stamp" 2>/dev/null)" = "$stamp" ]; then
-    exit 0
-fi
-mkdir -p "$out"
-(cd "$root/nodetools/dnsupdate" && go build -trimpath -ldflags "-s -w -buildid=" -o "$out/ephemeros-dnsupdate" .)
-echo "$stamp" > "$out/.stamp"
+# build DIRECTORY BINARY: nodetools/DIRECTORY into $out/BINARY, unless its stamp says it is built already.
+build() {
+    local dir="$root/nodetools/$1" binary="$2" stamp
+    stamp="$( { go version; cat "$dir"/*; } | sha256sum | cut -d' ' -f1)"
+    if [ -x "$out/$binary" ] && [ "$(cat "$out/.$1.stamp" 2>/dev/null)" = "$stamp" ]; then
+        return 0
+    fi
+    mkdir -p "$out"
+    rm -f "$out/.$1.stamp"
+    (cd "$dir" && go build -trimpath -ldflags "-s -w -buildid=" -o "$out/.$binary.tmp" .)
+    mv -f "$out/.$binary.tmp" "$out/$binary"
+    echo "$stamp" > "$out/.$1.stamp"
+}
+
+build dnsupdate ephemeros-dnsupdate
+build etcdrejoin ephemeros-etcd-rejoin

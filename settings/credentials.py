@@ -39,7 +39,7 @@ def _tsig_secret(value: str) -> str:
     return value
 
 
-def _url_map(value: Any) -> Any:
+def _json_map(value: Any) -> Any:
     """Maps arrive from the engine as JSON text."""
     if isinstance(value, str):
         try:
@@ -62,7 +62,7 @@ Text = Annotated[str, AfterValidator(_text)]
 PostgresUrl = Annotated[Text, AfterValidator(_datastore_endpoint)]
 HostPort = Annotated[Text, AfterValidator(host_port)]
 TsigSecret = Annotated[Text, AfterValidator(_tsig_secret)]
-UrlMap = Annotated[dict[str, str], BeforeValidator(_url_map), AfterValidator(_heartbeat_urls)]
+UrlMap = Annotated[dict[str, str], BeforeValidator(_json_map), AfterValidator(_heartbeat_urls)]
 MAP_HINT = "must be a map of hostname to URL: pulumi config set --secret --path 'heartbeatUrls.node0' <URL>"
 
 
@@ -89,6 +89,9 @@ class Credentials(BaseModel):
     dns_tsig_secret: TsigSecret | None = Field(default=None, description="base64 TSIG secret for dns.rfc2136 updates")
     namecheap_ddns_password: Text | None = Field(
         default=None, description="Namecheap dynamic DNS password of the domain, for dns.namecheap"
+    )
+    addon_values: Annotated[dict[str, str], BeforeValidator(_json_map)] = Field(
+        default_factory=dict, description="map of chart name to YAML of its secret values (addons.charts)"
     )
     vultr_api_key: Text | None = Field(
         default=None, description="Vultr API key, for datastore.type vultr (its access control must allow this machine)"

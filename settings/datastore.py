@@ -174,6 +174,10 @@ class Datastore(Model):
         "PostgreSQL, from the secret datastoreEndpoint; vultr: a PostgreSQL VM at Vultr that pulumi up makes",
     )
     vultr: Vultr | None = Field(default=None, description="the PostgreSQL VM at Vultr, with type vultr")
+    etcd_rejoin: str = Field(
+        default=".tools/nodetools/ephemeros-etcd-rejoin",
+        description="with type etcd: the program servers run before k3s to rejoin; served next to the Ignition configs",
+    )
     dumps: Dumps | None = Field(default=None, description="dumps of the database to a bucket, with type vultr")
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from base.node_layout import K3S_API_PORT, config_name
+from settings.addons import Addons, Kubernetes
 from settings.datastore import Datastore
 from settings.model_base import Model, empty_is_none, off
 from settings.types import (
@@ -169,6 +170,26 @@ class Heartbeat(Model):
     cluster_check: bool = Field(default=False, description="also make one check for the whole cluster")
 
 
+class KubeVip(Model):
+    """A virtual IP for the k3s API, held by one server at a time with kube-vip (ARP, leader election): set
+    apiServerAddress to it. k3s deploys kube-vip from the servers' manifests at every start."""
+
+    enabled: bool = Field(default=True, description="false turns kube-vip off")
+    interface: InterfaceName | None = Field(
+        default=None, description="the servers' interface on the VIP's network, e.g. eno1 or bond0 (required)"
+    )
+    image: str = Field(
+        default="ghcr.io/kube-vip/kube-vip:v0.9.2",
+        description="kube-vip's image; pin it by digest (<image>@sha256:...) or point it at a LAN mirror",
+    )
+
+    @model_validator(mode="after")
+    def _interface(self) -> KubeVip:
+        if self.enabled and self.interface is None:
+            raise ValueError("interface is required: name the servers' interface on the VIP's network, e.g. eno1")
+        return self
+
+
 class Rfc2136(Model):
     """DNS updates (RFC 2136) signed with TSIG, accepted by BIND, Knot, PowerDNS and many routers."""
 
@@ -223,6 +244,10 @@ class Rotation(Model):
     datastore_password: int = Field(
         default=0, ge=0, description="generation of the Vultr datastore's k3s password (changed in place)"
     )
+    cluster_ca: int = Field(
+        default=0, ge=0, description="generation of the cluster's CAs (see README: rotating the cluster CA)"
+    )
+    admin_kubeconfig: int = Field(default=0, ge=0, description="generation of the admin kubeconfig's certificate")
 
 
 class Settings(Model):
@@ -247,9 +272,14 @@ class Settings(Model):
     heartbeat: Annotated[Heartbeat | None, AfterValidator(_disabled_is_none)] = Field(
         default=None, description="a heartbeat check per node", json_schema_extra=off({"enabled": False})
     )
+    kube_vip: Annotated[KubeVip | None, AfterValidator(_disabled_is_none)] = Field(
+        default=None, description="a virtual IP for the k3s API", json_schema_extra=off({"enabled": False})
+    )
     dns: Annotated[Dns | None, AfterValidator(_disabled_is_none)] = Field(
         default=None, description="DNS records for the nodes and the API server", json_schema_extra=off({})
     )
+    addons: Addons = Field(default=Addons(), description="Helm charts and manifests the cluster runs")
+    kubernetes: Kubernetes = Field(default=Kubernetes(), description="how Pulumi works with the cluster's API")
     rotate: Rotation = Field(default=Rotation(), description="generations of the cluster's secrets")
 
     @property

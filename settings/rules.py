@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from ipaddress import ip_address
+from ipaddress import IPv4Address, ip_address
+
+import yaml
 
 from settings.credentials import Credentials
 from settings.heartbeat_plan import MAX_CHECK_NAME, cluster_check, node_check, uses_healthchecks
@@ -63,7 +65,9 @@ def cluster_problems(settings: Settings, credentials: Credentials) -> list[str]:
     for hostname in sorted(settings.rotate.node_passwords.keys() - {n.hostname for n in nodes}):
         problems.append(f"rotate.nodePasswords.{hostname}: {hostname} is not a node: remove it")
 
+    problems += _addon_problems(settings, credentials)
     problems += _api_server_problems(settings)
+    problems += _kube_vip_problems(settings)
     problems += _datastore_problems(settings, credentials, len(servers))
     problems += _heartbeat_problems(settings, credentials)
     problems += _check_name_problems(settings)
@@ -101,6 +105,50 @@ def _api_server_problems(settings: Settings) -> list[str]:
             f"domains: write it in full (e.g. {address}.{settings.domain}) or give an IP address"
         ]
     return []
+
+
+def _addon_problems(settings: Settings, credentials: Credentials) -> list[str]:
+    charts = {chart.name for chart in settings.addons.charts}
+    problems = []
+    for name, values in sorted(credentials.addon_values.items()):
+        if name not in charts:
+            problems.append(f"addonValues.{name}: {name} is not a chart in addons.charts: remove it or add the chart")
+            continue
+        try:
+            document = yaml.safe_load(values)
+        except yaml.YAMLError:
+            document = None
+        if not isinstance(document, dict):
+            problems.append(
+                f"addonValues.{name}: is not a YAML mapping of values: write it like 'auth: {{password: ...}}'"
+            )
+    return problems
+
+
+def _kube_vip_problems(settings: Settings) -> list[str]:
+    if settings.kube_vip is None:
+        return []
+    address = settings.api_server_address
+    if address is None or not _is_ip(address):
+        return [
+            "apiServerAddress: kubeVip holds a virtual IP for the API, and apiServerAddress must be it: an IPv4 "
+            "address on the servers' network that no machine has, e.g. pulumi config set apiServerAddress "
+            "192.168.1.250"
+        ]
+    vip = IPv4Address(address)
+    problems = []
+    for node in settings.nodes:
+        if node.address is not None and node.address.ip == vip:
+            problems.append(
+                f"apiServerAddress: {vip} is node {node.hostname}'s own address; the virtual IP must be one no "
+                "machine has"
+            )
+        elif node.role == "server" and node.address is not None and vip not in node.address.network:
+            problems.append(
+                f"apiServerAddress: {vip} is outside server {node.hostname}'s network {node.address.network}; "
+                "kube-vip announces it there with ARP, so it must be in that network"
+            )
+    return problems
 
 
 def _check_name_problems(settings: Settings) -> list[str]:
@@ -270,9 +318,15 @@ def cluster_warnings(settings: Settings) -> list[str]:
                 f"apiServerAddress {settings.api_server} gets no DNS record: no server has a static address; "
                 "give servers addresses, or leave apiServerAddress unset to use the first server's name"
             )
+    if settings.kube_vip is not None and not any(n.address for n in settings.servers):
+        warnings.append(
+            f"kubeVip: the servers take their addresses by DHCP, so whether {settings.api_server} is on their "
+            "network and free cannot be checked: make sure it is, outside the DHCP server's range"
+        )
     if settings.datastore.type == "etcd":
         warnings.append(
-            "datastore.type is etcd: servers are diskless, so a server that reboots must rejoin, and if all "
-            "reboot at once the cluster's state is lost; postgres keeps state outside the nodes"
+            "datastore.type is etcd: servers run from RAM; a server that reboots rejoins the others (its stale "
+            "member removed first), but if every server is down at once the cluster's state is lost (its identity "
+            "is not: the PKI and tokens are the program's); vultr or postgres keep the state outside the nodes"
         )
     return warnings

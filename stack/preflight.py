@@ -25,10 +25,11 @@ class PreflightError(Problems):
 
 @dataclass(frozen=True)
 class Machine:
-    """What the checks found: the boot programs, and the DNS updater when nodes need it."""
+    """What the checks found: the boot programs, and the programs nodes download when they need them."""
 
     boot_files: BootFiles
     dns_updater: Path | None
+    etcd_rejoin: Path | None = None
 
 
 def _is_elf(path: Path) -> bool:
@@ -36,20 +37,25 @@ def _is_elf(path: Path) -> bool:
         return program.read(4) == b"\x7fELF"
 
 
+def _node_program(project_dir: Path, setting: str, path: str, source: str) -> Path:
+    """A program nodes download (built by make from nodetools/<source>), named by `setting`."""
+    program = project_dir / path
+    if not program.is_file() or not _is_elf(program):
+        raise PreflightError(
+            [
+                f"{NAMESPACE}:{setting}: {program} is missing or not a program: run `make up` (which builds it "
+                f"from nodetools/{source}), or name a static x86_64 build of it"
+            ]
+        )
+    return program
+
+
 def check_dns_updater(settings: Settings, project_dir: Path) -> Path:
     """The RFC 2136 updater that nodes on DHCP download."""
     rfc2136 = settings.dns.rfc2136 if settings.dns is not None else None
     if rfc2136 is None:
         raise ValueError("only nodes that keep RFC 2136 records need the updater")
-    path = project_dir / rfc2136.updater
-    if not path.is_file() or not _is_elf(path):
-        raise PreflightError(
-            [
-                f"{NAMESPACE}:dns.rfc2136.updater: {path} is missing or not a program: run `make up` (which builds it "
-                "from nodetools/dnsupdate), or name a static x86_64 build of it"
-            ]
-        )
-    return path
+    return _node_program(project_dir, "dns.rfc2136.updater", rfc2136.updater, "dnsupdate")
 
 
 def check_machine(settings: Settings, project_dir: Path, system: System | None = None) -> Machine:
@@ -66,6 +72,12 @@ def check_machine(settings: Settings, project_dir: Path, system: System | None =
             updater = check_dns_updater(settings, project_dir)
         except PreflightError as error:
             problems += error.problems
+    rejoin: Path | None = None
+    if settings.datastore.type == "etcd":
+        try:
+            rejoin = _node_program(project_dir, "datastore.etcdRejoin", settings.datastore.etcd_rejoin, "etcdrejoin")
+        except PreflightError as error:
+            problems += error.problems
     for i, node in enumerate(settings.nodes):
         if node.stick is None:
             continue
@@ -75,4 +87,4 @@ def check_machine(settings: Settings, project_dir: Path, system: System | None =
             problems.append(f"{NAMESPACE}:nodes[{i}].stick.device (node {node.hostname}): {error}")
     if problems or boot_files is None:
         raise PreflightError(problems)
-    return Machine(boot_files, updater)
+    return Machine(boot_files, updater, rejoin)

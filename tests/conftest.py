@@ -15,7 +15,10 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import ModuleType
 
+import pulumi
 import pytest
+
+from tests.mocks import Recorder
 
 _PASSED: dict[str, set[str]] = {}
 
@@ -60,3 +63,10 @@ def world_readable_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    mocks = Recorder()
+    pulumi.runtime.set_mocks(mocks, project="ephemeros", stack="test", preview=False)
+    return mocks

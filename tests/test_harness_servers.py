@@ -13,21 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.etcd_cluster import (
-    LOOPBACK_HOSTS,
-    CertKey,
-    EtcdCA,
-    EtcdCluster,
-    EtcdStartError,
-    MemberCerts,
-    built_tool,
-    etcd_cluster,
-    https_request,
-    issue,
-    new_ca,
-    new_private_key,
-)
+from harness.certificates import CertKey, https_request, issue, new_ca, new_private_key
+from harness.etcd_cluster import LOOPBACK_HOSTS, EtcdCA, EtcdCluster, EtcdStartError, MemberCerts, etcd_cluster
 from harness.kube_apiserver import SERVICE_ACCOUNT_ISSUER, KubeApiServer, kube_apiserver, kubectl, write_kubeconfig
+from harness.processes import built_tool
 from harness.s3_server import S3Error, s3_server
 
 pytestmark = pytest.mark.slow

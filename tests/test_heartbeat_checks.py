@@ -166,13 +166,26 @@ def test_the_check_limit_is_reported(fake: FakeHealthchecks) -> None:
 # --- the node's heartbeat script ---------------------------------------------------------------------------
 
 
+DIGEST = "3f2a9c1e0b7d" + "0" * 52
+BOOTED = "config 3f2a9c1e0b7d; k3s version v1.36.4+k3s1"
+
+
+def reason(body: str) -> str:
+    """What a ping's body says about k3s, without the node's name and what it booted."""
+    return body.split(": ", 1)[1].removesuffix(f"; {BOOTED}")
+
+
 def heartbeat(fake: FakeHealthchecks, workdir: Path, role: str, k3s_state: str, ready: bool, **env: str) -> int:
     """Run the node's heartbeat script with stand-ins for systemctl and k3s; curl and the network are real."""
     bin_dir = workdir / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "systemctl").write_text(f'#!/bin/sh\n[ "$2" = --quiet ] || echo {k3s_state}\n[ {k3s_state} = active ]\n')
-    (bin_dir / "k3s").write_text(f"#!/bin/sh\n{'echo ok' if ready else 'echo not ready >&2; exit 1'}\n")
+    health = "echo ok" if ready else "echo not ready >&2; exit 1"
+    version = "k3s version v1.36.4+k3s1 (0a1b2c3d)"
+    (bin_dir / "k3s").write_text(f'#!/bin/sh\n[ "$1" = --version ] && {{ echo "{version}"; exit 0; }}\n{health}\n')
+    (workdir / "config-digest").write_text(DIGEST + "\n")
     script = render_template("scripts/heartbeat.sh").replace(L.K3S_BINARY, str(bin_dir / "k3s"))
+    script = script.replace(L.CONFIG_DIGEST, str(workdir / "config-digest"))
     (workdir / "heartbeat").write_text(script)
     for program in bin_dir.iterdir():
         program.chmod(0o755)
@@ -200,7 +213,7 @@ def test_a_healthy_server_pings_its_check_and_the_clusters(
     assert heartbeat(fake, tmp_path, "server", "active", True, HEARTBEAT_URL=node, CLUSTER_HEARTBEAT_URL=cluster) == 0
     kinds = [(code, kind) for code, kind, _ in fake.pings]
     assert kinds == [(node.rsplit("/", 1)[1], "success"), (cluster.rsplit("/", 1)[1], "success")]
-    assert fake.pings[0][2].endswith(": k3s server healthy")
+    assert fake.pings[0][2].endswith(f": k3s server healthy; {BOOTED}")  # which config and k3s it runs
 
 
 def test_an_unready_api_server_pings_fail_with_the_reason_and_spares_the_cluster(
@@ -208,16 +221,14 @@ def test_an_unready_api_server_pings_fail_with_the_reason_and_spares_the_cluster
 ) -> None:
     node, cluster = checks
     heartbeat(fake, tmp_path, "server", "active", False, HEARTBEAT_URL=node, CLUSTER_HEARTBEAT_URL=cluster)
-    assert [(kind, body.split(": ", 1)[1]) for _, kind, body in fake.pings] == [
-        ("fail", "API server not ready: not ready")
-    ]
+    assert [(kind, reason(body)) for _, kind, body in fake.pings] == [("fail", "API server not ready: not ready")]
     assert fake.check_named("node1.lab.ephemeros.test")["status"] == "down"  # type: ignore[index]
 
 
 def test_a_stopped_k3s_pings_fail(fake: FakeHealthchecks, checks: tuple[str, str], tmp_path: Path) -> None:
     node, _ = checks
     heartbeat(fake, tmp_path, "agent", "inactive", True, HEARTBEAT_URL=node)
-    assert [(kind, body.split(": ", 1)[1]) for _, kind, body in fake.pings] == [("fail", "k3s.service is inactive")]
+    assert [(kind, reason(body)) for _, kind, body in fake.pings] == [("fail", "k3s.service is inactive")]
 
 
 def test_an_unreachable_api_fails_without_quoting_the_checks_uuid(fake: FakeHealthchecks, project: Project) -> None:

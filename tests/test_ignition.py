@@ -19,7 +19,7 @@ import yaml
 from base import node_layout as L
 from harness import ignition_tools
 from harness.http_server import serve_directory
-from harness.stack import SECRET_VALUES, full_settings, node_named, secret_keys, stack_settings, to_raw
+from harness.stack import SECRET_VALUES, base_settings, full_settings, node_named, secret_keys, stack_settings, to_raw
 from ignition.render import render_node_config, to_json
 from settings import LoadedSettings, load_settings
 
@@ -148,6 +148,16 @@ def test_ignition_applies_dev_stack_config(
     assert "StartLimitIntervalSec=0" in service
     assert not (root / "etc/systemd/system" / L.HEARTBEAT_TIMER).exists()  # dev stack has no heartbeat
 
+    pki_unit = root / "etc/systemd/system" / L.SERVER_FILES_UNIT
+    assert pki_unit.exists() == (node.role == "server")  # the cluster's CAs: servers only
+    if node.role == "server":
+        assert f"enable {L.SERVER_FILES_UNIT}" in presets
+        assert f"Before={L.K3S_UNIT}" in pki_unit.read_text()
+        script = (root / L.SERVER_FILES_SCRIPT.lstrip("/")).read_text()
+        for name, path in L.pki_files().items():
+            mode = "0600" if path.endswith(".key") else "0644"
+            assert f'install -D -m {mode} {L.SECRETS_DIR}/{name} "$target/{path}"' in script
+
 
 def test_ignition_applies_every_feature(tmp_path: Path, world_readable_tmp: Path, k3s_mirror: K3sMirror) -> None:
     loaded = load(mirrored(FULL, k3s_mirror), FULL_SECRET)
@@ -191,7 +201,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path, world_readable_tmp: P
     applied = ignition_tools.apply(render_to(loaded, "node0", tmp_path), world_readable_tmp)
     assert applied.returncode == 0, applied.log
     units = [p for p in (applied.root / "etc/systemd/system").iterdir() if not p.is_symlink()]
-    assert len(units) == 7
+    assert len(units) == 8
     done = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *map(str, units)], capture_output=True, text=True, check=False
     )
@@ -244,3 +254,59 @@ def test_no_secret_in_the_public_ignition(hostname: str, tmp_path: Path) -> None
         for piece in (secret, secret.split("://")[-1]):
             assert piece not in text
             assert not any(piece in p for p in payloads), f"a credential is in {hostname}'s public Ignition"
+
+
+def etcd_stack() -> dict[str, Any]:
+    doc = base_settings()
+    doc["nodes"] = [
+        {"hostname": "s0", "role": "server", "address": "192.168.50.10/24"},
+        {"hostname": "s1", "role": "server", "address": "192.168.50.11/24"},
+        {"hostname": "s2", "role": "server"},
+        {"hostname": "a0", "role": "agent"},
+    ]
+    doc["datastore"] = {"type": "etcd"}
+    return doc
+
+
+@pytest.mark.parametrize("hostname", ["s0", "s2", "a0"])
+def test_servers_with_embedded_etcd_rejoin_before_k3s(hostname: str, tmp_path: Path) -> None:
+    loaded = load(etcd_stack())
+    node = node_named(loaded.settings, hostname)
+    sha256 = "ab" * 32
+    config = render_node_config(loaded.settings, node, log_export=False, etcd_rejoin_sha256=sha256)
+    path = tmp_path / f"{hostname}.ign"
+    path.write_text(to_json(config))
+    done = ignition_tools.validate(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = {f["path"]: f for f in config["storage"]["files"]}
+    k3s_config = yaml.safe_load(unquote(files[L.K3S_CONFIG]["contents"]["source"].removeprefix("data:,")))
+    units = {u["name"]: u for u in config["systemd"]["units"]}
+    if node.role == "agent":
+        assert k3s_config["server"] == "https://s0.lab.ephemeros.test:6443"
+        assert L.ETCD_REJOIN_UNIT not in units
+        assert L.ETCD_REJOIN not in files
+        return
+    assert "server" not in k3s_config  # whom to join, or whether to start the cluster, is decided at each boot
+    assert "cluster-init" not in k3s_config
+    assert files[L.ETCD_REJOIN]["contents"] == {
+        "source": f"https://ignition.ephemeros.test/lab/{L.ETCD_REJOIN_URL_PATH}",
+        "verification": {"hash": f"sha256-{sha256}"},
+    }
+    unit = units[L.ETCD_REJOIN_UNIT]["contents"]
+    peers = {"s0": "192.168.50.11,s2.lab.ephemeros.test", "s2": "192.168.50.10,192.168.50.11"}[hostname]
+    assert f"-name {hostname} " in unit
+    assert f"-peers {peers} " in unit
+    assert ("-address 192.168.50.10" in unit) == (hostname == "s0")
+    assert ("-may-init" in unit) == (hostname == "s0")  # only the first server may start a new cluster
+    assert f"-dropin {L.ETCD_DROPIN}" in unit
+    assert f"Before={L.K3S_UNIT}" in unit
+    (tmp_path / L.ETCD_REJOIN_UNIT).write_text(unit)
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(tmp_path / L.ETCD_REJOIN_UNIT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # The programs and k3s's unit live in the node's root, not this machine's; anything else is a unit mistake.
+    problems = [line for line in verify.stderr.splitlines() if "is not executable" not in line and "k3s" not in line]
+    assert problems == []

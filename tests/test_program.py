@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import pulumi
-import pytest
 
 from base.build_layout import BuildDir
 from bootmedia.bootloader import check_bootloader
@@ -16,42 +16,7 @@ from components.cluster import Cluster, ClusterArgs
 from harness.stack import REPO, SECRET_VALUES, full_settings, secret_keys, to_raw
 from ignition.render import to_ignition, to_json
 from settings import load_settings
-
-# How a secret value looks among a mocked resource's inputs (Pulumi's "special signature" for secrets).
-SECRET_SIG, SECRET_MARKER = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
-
-F = TypeVar("F", bound=Callable[..., "pulumi.Output[Any]"])
-mock_test = cast(Callable[[F], F], pulumi.runtime.test)  # Pulumi's decorator is untyped
-
-
-class Recorder(pulumi.runtime.Mocks):
-    """Answers every registration and keeps (type, name, inputs) of each."""
-
-    def __init__(self) -> None:
-        self.resources: list[tuple[str, str, dict[str, Any]]] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        self.resources.append((args.typ, args.name, args.inputs))
-        outputs = dict(args.inputs)
-        if args.typ.endswith(":RandomSecret"):
-            outputs["result"] = f"generated-{args.name}"
-        if args.typ.endswith(":HeartbeatCheck"):
-            outputs["uuid"] = f"uuid-of-{args.name}"
-            outputs["pingUrl"] = f"https://hc.example.net/ping/uuid-of-{args.name}"
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-    def of_type(self, suffix: str) -> list[tuple[str, str, dict[str, Any]]]:
-        return [r for r in self.resources if r[0].endswith(suffix)]
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    mocks = Recorder()
-    pulumi.runtime.set_mocks(mocks, project="ephemeros", stack="test", preview=False)
-    return mocks
+from tests.mocks import SECRET_MARKER, SECRET_SIG, Recorder, mock_test, unwrapped
 
 
 def make_cluster() -> Cluster:
@@ -199,3 +164,58 @@ def test_a_check_per_node_the_clusters_check_and_records_for_static_nodes(record
     return pulumi.Output.all(*(node.stick_image for node in cluster.nodes.values())).apply(
         lambda _: pulumi.Output.all(*(n.urn for n in cluster.nodes.values())).apply(check)
     )
+
+
+def make_cluster_with_addons(manage: bool) -> Cluster:
+    doc, secret = full_settings()
+    doc["addons"] = {
+        "charts": [{"name": "web", "repo": "https://charts.example.com", "chart": "nginx", "version": "1.0.0",
+                    "namespace": "web", "values": {"replicas": 2}}],
+        "manifests": [{"name": "team", "content": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n"}],
+    }  # fmt: skip
+    doc["kubernetes"] = {"manage": manage}
+    doc["addonValues"] = {"web": "auth:\n  password: add-on-secret-value\n"}
+    loaded = load_settings(to_raw(doc), secret_keys(secret | {"addonValues"}))
+    boot_files = check_bootloader(loaded.settings.bootloader, REPO)
+    return Cluster("lab", ClusterArgs(loaded.settings, loaded.credentials, boot_files, BuildDir(Path("build/test"))))
+
+
+@mock_test
+def test_kubernetes_manage_applies_the_addons_through_pulumi_kubernetes(recorder: Recorder) -> pulumi.Output[Any]:
+    cluster = make_cluster_with_addons(manage=True)
+
+    def check(_: Any) -> None:
+        (provider,) = recorder.of_type("pulumi:providers:kubernetes")
+        assert provider[2]["kubeconfig"][SECRET_SIG] == SECRET_MARKER  # the generated kubeconfig, as a secret
+        (chart,) = recorder.of_type("kubernetes:helm.sh/v4:Chart")
+        assert (chart[2]["chart"], chart[2]["version"], chart[2]["namespace"]) == ("nginx", "1.0.0", "web")
+        assert chart[2]["values"][SECRET_SIG] == SECRET_MARKER  # public and secret values merged, kept secret
+        assert unwrapped(chart[2]["values"]) == {"replicas": 2, "auth": {"password": "add-on-secret-value"}}
+        (namespace,) = recorder.of_type("kubernetes:core/v1:Namespace")
+        assert namespace[2]["metadata"]["name"] == "web"
+        (group,) = recorder.of_type("kubernetes:yaml/v2:ConfigGroup")
+        assert "kind: Namespace" in group[2]["yaml"]
+        for _, _, inputs in recorder.of_type(":IgnitionFile"):  # k3s does not also install them
+            assert not any("ephemeros-addon" in path for path in inputs["config"]["files"])
+
+    from components.kubernetes_addons import KubernetesAddons  # not at the top: see the next test
+
+    addons = cluster.kubernetes_addons
+    assert isinstance(addons, KubernetesAddons)
+    return pulumi.Output.all(*(resource.urn for resource in addons.resources)).apply(check)
+
+
+def test_without_kubernetes_manage_no_kubernetes_sdk_is_loaded() -> None:
+    """So a stack that lets k3s install its add-ons needs no Kubernetes provider plugin."""
+    script = (
+        "import sys, pulumi\n"
+        "from tests.mocks import Recorder\n"
+        "from tests.test_program import make_cluster_with_addons\n"
+        "pulumi.runtime.set_mocks(Recorder(), project='ephemeros', stack='test', preview=False)\n"
+        "make_cluster_with_addons(manage=False)\n"
+        "assert 'pulumi_kubernetes' not in sys.modules, 'pulumi_kubernetes was imported'\n"
+        "print('not loaded')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "not loaded"

@@ -12,6 +12,8 @@ from settings import LoadedSettings, SettingsError, load_settings
 
 Doc = dict[str, Any]
 VULTR_SOURCE = "203.0.113.7/32"
+SECRET_MANIFEST = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n"
+CHART = {"name": "db", "repo": "https://charts.example.com", "chart": "postgresql", "version": "1.2.3"}
 
 
 def load(doc: Doc, secret: Collection[str] = ()) -> LoadedSettings:
@@ -299,6 +301,66 @@ BAD_CONFIGS: list[tuple[str, Callable[[Doc], None], set[str], str, str]] = [
         set(),
         "ephemeros:rotate.nodePasswords.node9",
         "is not a node",
+    ),
+    (
+        "addon-value-that-is-a-credential",
+        setting("addons", {"charts": [dict(CHART, values={"auth": {"adminPassword": "hunter2"}})]}),
+        set(),
+        "ephemeros:addons.charts[0].values",
+        "values.auth.adminPassword looks like a credential",
+    ),
+    (
+        "addon-manifest-with-a-secret",
+        setting(
+            "addons",
+            {"manifests": [{"name": "creds", "content": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n"}]},
+        ),
+        set(),
+        "ephemeros:addons.manifests[0].content",
+        "holds a Secret",
+    ),
+    (
+        "addon-values-for-no-chart",
+        setting("addonValues", {"nope": "a: 1"}),
+        {"addonValues"},
+        "ephemeros:addonValues.nope",
+        "is not a chart in addons.charts",
+    ),
+    (
+        "kube-vip-without-a-vip",
+        setting("kubeVip", {"interface": "eno1"}),
+        set(),
+        "ephemeros:apiServerAddress",
+        "apiServerAddress must be it",
+    ),
+    (
+        "kube-vip-on-a-nodes-address",
+        all_of(
+            setting("kubeVip", {"interface": "eno1"}),
+            setting("apiServerAddress", "192.168.1.10"),
+            node_setting(0, "address", "192.168.1.10/24"),
+        ),
+        set(),
+        "ephemeros:apiServerAddress",
+        "is node node0's own address",
+    ),
+    (
+        "kube-vip-outside-the-servers-network",
+        all_of(
+            setting("kubeVip", {"interface": "eno1"}),
+            setting("apiServerAddress", "192.168.2.250"),
+            node_setting(0, "address", "192.168.1.10/24"),
+        ),
+        set(),
+        "ephemeros:apiServerAddress",
+        "is outside server node0's network 192.168.1.0/24",
+    ),
+    (
+        "kube-vip-without-an-interface",
+        all_of(setting("kubeVip", {}), setting("apiServerAddress", "192.168.1.250")),
+        set(),
+        "ephemeros:kubeVip",
+        "interface is required",
     ),
     (
         "vultr-without-its-settings",

@@ -4,6 +4,7 @@
 #   kine            kine                         (testtools/kine pins github.com/k3s-io/kine)
 #   kube-apiserver  kube-apiserver, kubectl      (testtools/kube-apiserver pins k8s.io/kubernetes)
 #   versitygw       versitygw                    (testtools/versitygw pins github.com/versity/versitygw)
+#   helm-crds       crds/helm.cattle.io_*.yaml   (testtools/helm-crds pins github.com/k3s-io/helm-controller; no build)
 # Usage: testtools/build.sh [tool ...]   (no tool: all of them)
 # Each directory is a wrapper Go module whose go.mod and go.sum pin the versions and checksums; the binaries are
 # static (CGO_ENABLED=0) linux/amd64 builds. Each tool has its own stamp of its inputs, so a second run returns at
@@ -13,7 +14,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/.tools/testtools"
 bin="$out/bin"
 recipe_version=1  # bump when a change here should rebuild every tool
-all_tools=(etcd kine kube-apiserver versitygw)
+all_tools=(etcd kine kube-apiserver versitygw helm-crds)
 
 command -v go >/dev/null || { echo "testtools/build.sh: Go is needed to build the test tools (https://go.dev/dl)" >&2; exit 1; }
 export GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 GOOS=linux GOARCH=amd64
@@ -49,8 +50,25 @@ recipe() {
     esac
 }
 
+# helm-crds: the CRDs k3s's helm-controller module ships, copied out of the verified module download.
+fetch_crds() {
+    local dir="$root/testtools/helm-crds" stamp source
+    stamp="$( { echo "$recipe_version"; cat "$dir"/go.mod "$dir"/go.sum; } | sha256sum | cut -d' ' -f1)"
+    if [ -f "$out/crds/helm.cattle.io_helmcharts.yaml" ] && [ "$(cat "$out/helm-crds.stamp" 2>/dev/null)" = "$stamp" ]; then
+        return 0
+    fi
+    source="$(cd "$dir" && go mod download -json github.com/k3s-io/helm-controller | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+    mkdir -p "$out/crds"
+    install -m 0644 "$source"/pkg/crds/yaml/generated/helm.cattle.io_*.yaml "$out/crds/"
+    echo "$stamp" > "$out/helm-crds.stamp"
+}
+
 build_tool() {
     local tool="$1" dir="$root/testtools/$1" name pkg have=1 stamp version ldflags
+    if [ "$tool" = helm-crds ]; then
+        fetch_crds
+        return 0
+    fi
     recipe "$tool"
     stamp="$( { echo "$recipe_version $CGO_ENABLED $GOOS $GOARCH $GOFLAGS|$module|$binaries|$tags|$xflags"; go version
                 (cd "$dir" && find . -type f | LC_ALL=C sort | xargs sha256sum); } | sha256sum | cut -d' ' -f1)"

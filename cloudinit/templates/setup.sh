@@ -11,7 +11,7 @@ for attempt in $(seq 1 60); do
     sleep 2
 done
 pg_isready
-runuser -u postgres -- psql --no-psqlrc --quiet --file {{ D.SETUP_SQL }}
+runuser -u postgres -- psql --no-psqlrc --quiet --set ON_ERROR_STOP=1 < {{ D.SETUP_SQL }}  # root reads it, 0600
 rm -f {{ D.SETUP_SQL }}
 systemctl daemon-reload
 {% for schedule in schedules %}

@@ -383,6 +383,11 @@ class FakeVultr:
 
     # --- set-up and faults -------------------------------------------------------------------------------------
 
+    def assign_reserved_ipv4(self, *addresses: str) -> None:
+        """Hand out these addresses, in order, to the next reserved IPv4s (a test that must reach one)."""
+        with self.lock:
+            self._reserved_addresses = iter([ipaddress.IPv4Address(a) for a in addresses])
+
     def add_account(self) -> Account:
         account = Account(api_key=secrets.token_hex(18).upper())
         with self.lock:

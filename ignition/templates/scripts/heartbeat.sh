@@ -16,10 +16,14 @@ elif ! curl -fsS -m 5 -o /dev/null http://127.0.0.1:10248/healthz; then
     reason="kubelet is not healthy"
 fi
 
+# Which config this node booted, and which k3s it runs: after `pulumi up`, a node that still reports an old
+# config digest (compare `pulumi stack output nodes`) has not been rebooted yet.
+booted="config $(cut -c1-12 {{ L.CONFIG_DIGEST }} 2>/dev/null || echo unknown); $({{ L.K3S_BINARY }} --version 2>/dev/null | head -n1 | cut -d' ' -f1-3)"
+
 ping() {
     printf 'url = "%s"\n' "$1" |
         curl -fsS -m 20 --retry 5 --retry-all-errors --retry-delay 10 -o /dev/null \
-            --data-raw "$(hostname): ${reason:-k3s $role healthy}" -K -
+            --data-raw "$(hostname): ${reason:-k3s $role healthy}; $booted" -K -
 }
 
 url="${HEARTBEAT_URL%/}"

@@ -1,0 +1,124 @@
+"""The Vultr datastore, for real but for the cloud: `pulumi up` of a stack with datastore.type vultr against the
+local Vultr API (tests/fakes/vultr.py), whose reserved address is the test VM's; then a stock Debian 12 VM
+(harness/debian_vm.py) booted with exactly the user data the program sent to the API, on a private network
+where an S3 server (versitygw) takes the dumps. Used by tests/test_datastore_vm.py and bench/datastore.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import shlex
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from base import node_layout as L
+from harness.debian_vm import BRIDGE, DEFAULT_ADDRESS, DebianVM, debian_vm
+from harness.pulumi_project import PulumiProject
+from harness.s3_server import S3Server, s3_server
+from harness.stack import stack_settings
+from harness.stick import secret_file
+from tests.fakes.vultr import FakeVultr, running
+
+PACKAGES = ("postgresql", "ca-certificates", "curl", "rclone")  # what the user data installs (cloudinit.render)
+S3_PORT = 9000
+BUCKET = "k3s-dumps"
+PREFIX = "lab/"
+
+
+@dataclass
+class DatastoreWorld:
+    project: PulumiProject
+    fake: FakeVultr
+    vm: DebianVM
+    s3: S3Server
+    ssh_key: Path
+    endpoint: str  # as node0's stick carries it
+    ca: Path  # the datastore CA, as node0's stick carries it
+    user_data: str
+    boot_seconds: float  # from QEMU's start until cloud-init was done
+
+    def ssh(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `command` on the VM as root (through the default user's sudo), over SSH from the namespace."""
+        done = self.vm.run(
+            [
+                "ssh", "-i", str(self.ssh_key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"debian@{self.vm.address}",
+                f"sudo bash -c {shlex.quote(command)}",
+            ],
+            timeout=300,
+        )  # fmt: skip
+        if check and done.returncode != 0:
+            raise AssertionError(f"on the VM: {command}\n{done.stdout}\n{done.stderr}")
+        return done
+
+
+def stack(fake: FakeVultr, ssh_public_key: str) -> dict[str, Any]:
+    doc = stack_settings("dev")
+    doc["sshKeys"] = [ssh_public_key]
+    doc["datastore"] = {
+        "type": "vultr",
+        "vultr": {"region": "ams", "allowedSources": ["10.77.77.0/24"], "apiUrl": fake.url, "waitForPostgres": False},
+        "dumps": {
+            "endpoint": f"http://{BRIDGE.ip}:{S3_PORT}",
+            "region": "us-east-1",
+            "bucket": BUCKET,
+            "prefix": PREFIX,
+            "keep": {"hourly": 2, "daily": 0, "weekly": 0},
+        },
+    }
+    return doc
+
+
+def _ssh_key(directory: Path) -> tuple[Path, str]:
+    key = directory / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test@ephemeros", "-f", str(key)], check=True)
+    return key, (directory / "id_ed25519.pub").read_text().strip()
+
+
+@contextmanager
+def datastore_world(workdir: Path, packages: Sequence[str] = PACKAGES) -> Iterator[DatastoreWorld]:
+    """Everything up, cloud-init done (checked), the bucket made; torn down afterwards."""
+    with ExitStack() as stack_:
+        fake = stack_.enter_context(running(FakeVultr()))
+        fake.assign_reserved_ipv4(DEFAULT_ADDRESS)  # the datastore's address is the VM's: its certificate names it
+        account = fake.add_account()
+        key, public_key = _ssh_key(workdir)
+        project = PulumiProject(workdir / "ephemeros", "vmtest")
+        project.init(stack(fake, public_key))
+        project.set_secret("vultrApiKey", account.api_key)
+        keys = ("EPH" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
+        project.set_secret("dumpsAccessKeyId", keys[0])
+        project.set_secret("dumpsSecretAccessKey", keys[1])
+        project.run("up", "--yes")
+        stack_.callback(project.run, "destroy", "--yes", check=False)
+
+        user_data = base64.b64decode(fake.requests_to("POST", "/v2/instances")[0].body["user_data"]).decode()
+        image = Path(project.stack_output("nodes")["node0"]["stickImage"])
+        env = secret_file(image, L.DATASTORE_ENV) or ""
+        endpoint = env.split('K3S_DATASTORE_ENDPOINT="', 1)[1].split('"', 1)[0]
+        ca = workdir / "datastore-ca.crt"
+        ca.write_text(secret_file(image, L.DATASTORE_CA) or "")
+
+        vm = stack_.enter_context(debian_vm(user_data, packages=packages, address=DEFAULT_ADDRESS))
+        result = vm.wait_for_cloud_init(timeout=1500)
+        if not result.ok:
+            raise AssertionError(f"cloud-init did not finish cleanly on the datastore VM:\n{result.explain()}")
+        s3 = stack_.enter_context(s3_server(host=str(BRIDGE.ip), port=S3_PORT, keys=keys, where=vm.network.command))
+        s3.create_bucket(BUCKET)
+        yield DatastoreWorld(project, fake, vm, s3, key, endpoint, ca, user_data, result.seconds)
+
+
+def wait_for_log(path: Path, text: str, timeout: float) -> bool:
+    """Whether `text` shows up in the file at `path` within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return True
+        time.sleep(0.5)
+    return False

@@ -1,0 +1,163 @@
+"""The datastore's user data runs for real: a stock Debian 12 VM (QEMU, TCG) booted with exactly the user data that
+`pulumi up` sent to the (local) Vultr API, reached at the address its certificate names. kine, k3s's datastore
+layer, connects with the endpoint and CA that a server's stick carries (verify-full) and keys go through it; a
+wrong CA, a wrong password and a connection without TLS are refused; the provider that checks the login changes
+the password in place; a dump goes to a real S3 server and restores into a fresh database with the same rows.
+
+One VM boot for the module (PostgreSQL is ready only minutes after boot under TCG); the tests are one scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from base import datastore_layout as D
+from harness.datastore_world import BUCKET, PREFIX, DatastoreWorld, datastore_world, wait_for_log
+from harness.processes import built_tool, stop
+from harness.stack import REPO
+from pki.x509 import CertificateSpec, certificate, new_key
+
+pytestmark = [pytest.mark.slow, pytest.mark.engine, pytest.mark.scenario]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatastoreWorld]:
+    with datastore_world(tmp_path_factory.mktemp("datastore")) as made:
+        yield made
+
+
+def kine(world: DatastoreWorld, endpoint: str, ca: Path | None, log: Path) -> subprocess.Popen[bytes]:
+    """kine in the VM's network, as a k3s server runs it: the endpoint and CA file from the stick."""
+    command = [str(built_tool("kine")), "--endpoint", endpoint, "--listen-address", "127.0.0.1:2379"]
+    if ca is not None:  # kine then adds sslrootcert, as K3S_DATASTORE_CAFILE does for k3s
+        command += ["--ca-file", str(ca)]
+    with log.open("wb") as output:
+        return world.vm.network.popen(command, stdout=output, stderr=output)
+
+
+def etcdctl(world: DatastoreWorld, *args: str) -> subprocess.CompletedProcess[str]:
+    return world.vm.run([str(built_tool("etcdctl")), "--endpoints=http://127.0.0.1:2379", *args], timeout=60)
+
+
+def test_postgresql_serves_tls_with_the_programs_certificate(world: DatastoreWorld) -> None:
+    address = world.vm.address
+    served = world.vm.run(
+        ["openssl", "s_client", "-starttls", "postgres", "-connect", f"{address}:{D.POSTGRES_PORT}",
+         "-CAfile", str(world.ca), "-verify_return_error", "-verify_ip", address],
+        input="", timeout=60,
+    )  # fmt: skip
+    assert "Verify return code: 0 (ok)" in served.stdout, served.stdout + served.stderr
+
+
+def test_kine_connects_with_the_sticks_endpoint_and_keys_go_through_it(world: DatastoreWorld, tmp_path: Path) -> None:
+    assert world.endpoint.endswith(f"@{world.vm.address}:5432/k3s?sslmode=verify-full")
+    process = kine(world, world.endpoint, world.ca, tmp_path / "kine.log")
+    try:
+        deadline = time.monotonic() + 120
+        while etcdctl(world, "endpoint", "health").returncode != 0 and time.monotonic() < deadline:
+            time.sleep(1)
+        put = etcdctl(world, "put", "/registry/ephemeros/datastore", "survives-every-node")
+        assert put.returncode == 0, put.stderr + (tmp_path / "kine.log").read_text()
+        got = etcdctl(world, "get", "/registry/ephemeros/datastore", "--print-value-only")
+        assert got.stdout.strip() == "survives-every-node"
+    finally:
+        stop(process)
+    rows = world.ssh("runuser -u postgres -- psql -tA -d k3s -c 'SELECT count(*) FROM kine'").stdout
+    assert int(rows) > 0  # the keys are in PostgreSQL, in the k3s database the k3s role owns
+
+
+@pytest.mark.parametrize(
+    ("case", "refusal"),
+    [
+        ("another CA", "x509: certificate signed by unknown authority"),
+        ("a wrong password", "28P01"),
+        ("no TLS", "no encryption"),
+    ],
+)
+def test_a_wrong_ca_a_wrong_password_and_plain_tcp_are_refused(
+    world: DatastoreWorld, tmp_path: Path, case: str, refusal: str
+) -> None:
+    endpoint, ca = world.endpoint, world.ca
+    plain = case == "no TLS"
+    if case == "another CA":
+        key = new_key("ec-p256")
+        ca = tmp_path / "other-ca.crt"
+        ca.write_text(certificate(CertificateSpec("another CA", ca=True), key, None))
+    elif case == "a wrong password":
+        user, _, rest = endpoint.partition("@")
+        endpoint = user.rsplit(":", 1)[0] + ":not-the-password@" + rest
+    else:
+        endpoint = endpoint.replace("sslmode=verify-full", "sslmode=disable")
+    log = tmp_path / "kine.log"
+    process = kine(world, endpoint, None if plain else ca, log)
+    try:
+        assert wait_for_log(log, refusal, timeout=90), log.read_text()
+    finally:
+        stop(process)
+
+
+def login(
+    world: DatastoreWorld, action: str, password: str, old_password: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """The program's DatastoreLogin provider, run in the VM's network (where pulumi up would run on Vultr)."""
+    props = {
+        "host": world.vm.address, "port": D.POSTGRES_PORT, "database": D.DATABASE, "role": D.ROLE,
+        "caPem": world.ca.read_text(), "password": password, "check": True, "timeoutSeconds": 60,
+    }  # fmt: skip
+    script = (
+        "import json, sys\n"
+        "from providers.datastore_login import DatastoreLoginProvider\n"
+        "news = json.loads(sys.stdin.read())\n"
+        f"if {action == 'create'!r}:\n"
+        "    print(DatastoreLoginProvider().create(news).outs['checked'])\n"
+        "else:\n"
+        f"    olds = {{**news, 'password': {old_password!r}, 'checked': 'before'}}\n"
+        "    print(DatastoreLoginProvider().update('k3s', olds, news).outs['checked'])\n"
+    )
+    return world.vm.run([sys.executable, "-c", script], input=json.dumps(props), cwd=REPO, timeout=180)
+
+
+def test_the_login_check_passes_and_the_password_changes_in_place(world: DatastoreWorld) -> None:
+    old = world.endpoint.split("@")[0].rsplit(":", 1)[1]
+    checked = login(world, "create", old)
+    assert checked.returncode == 0, checked.stderr
+    assert "role k3s logged in over TLS (verify-full)" in checked.stdout
+
+    new = "rotated0password0with0letters0and0digits"
+    rotated = login(world, "update", new, old_password=old)
+    assert rotated.returncode == 0, rotated.stderr
+    assert login(world, "create", new).returncode == 0
+    refused = login(world, "create", old)
+    assert refused.returncode != 0
+    assert old not in refused.stderr + refused.stdout  # the message never repeats a password
+    back = login(world, "update", old, old_password=new)  # as it was, for the steps after this one
+    assert back.returncode == 0, back.stderr
+
+
+def test_a_dump_goes_to_the_bucket_and_restores_with_the_same_rows(world: DatastoreWorld) -> None:
+    unit = D.dump_unit("hourly")
+    for _ in range(3):
+        world.ssh(f"systemctl start {unit}")
+        assert world.ssh(f"systemctl show -p Result --value {unit}").stdout.strip() == "success"
+        world.ssh("sleep 1")  # dumps are named by the second
+    dumps = sorted(key for key in world.s3.list_objects(BUCKET) if key.startswith(f"{PREFIX}hourly/"))
+    assert len(dumps) == 2, dumps  # keep.hourly is 2: the oldest was pruned
+
+    latest = dumps[-1].split("/")[-1]
+    world.ssh(
+        "set -euo pipefail; set -a; . /etc/ephemeros/dumps.env; set +a; "
+        "runuser -u postgres -- createdb restored; "
+        f"rclone cat dumps:{BUCKET}/{PREFIX}hourly/{latest} | runuser -u postgres -- pg_restore --no-owner -d restored"
+    )
+    count = "SELECT count(*), max(id) FROM kine"
+    original = world.ssh(f"runuser -u postgres -- psql -tA -d k3s -c '{count}'").stdout
+    restored = world.ssh(f"runuser -u postgres -- psql -tA -d restored -c '{count}'").stdout
+    assert restored == original
+    assert int(original.split("|")[0]) > 0
