@@ -21,6 +21,8 @@ from harness.stack import REPO
 
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
 NOT_PROGRAM = ("tests", "bench", "harness")  # packages a stack never imports
+# How Pulumi marks a secret value, in mocks' inputs and in `stack export --show-secrets` (its "special signature").
+SECRET_SIG, SECRET_MARKER = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
 
 
 def make_env() -> dict[str, str]:
@@ -128,13 +130,34 @@ class PulumiProject:
         resources: list[dict[str, Any]] = exported["deployment"].get("resources") or []
         return resources
 
-    def generated_secrets(self) -> dict[str, str]:
-        """The RandomSecret results by resource name, read back with --show-secrets."""
+    def _secret_outputs(self, type_suffix: str, output: str) -> dict[str, Any]:
+        """One secret output of every resource of a type, by resource name, read back with --show-secrets."""
         exported = json.loads(self.run("stack", "export", "--show-secrets", record=False).stdout)
         results = {
-            r["urn"].split("::")[-1]: r["outputs"]["result"]
+            r["urn"].split("::")[-1]: r["outputs"][output]
             for r in exported["deployment"]["resources"]
-            if r["type"].endswith(":RandomSecret")
+            if r["type"].endswith(type_suffix)
         }
-        # A secret is exported as {<secret signature>: ..., "plaintext": <its value as JSON>}.
-        return {name: json.loads(value["plaintext"]) for name, value in results.items()}
+        return {name: _revealed(value) for name, value in results.items()}
+
+    def generated_secrets(self) -> dict[str, str]:
+        """The RandomSecret results by resource name."""
+        return self._secret_outputs(":RandomSecret", "result")
+
+    def private_keys(self) -> dict[str, str]:
+        """Each PrivateKey's PEM, by resource name."""
+        return self._secret_outputs(":PrivateKey", "pem")
+
+    def stick_secret_files(self) -> dict[str, dict[str, str]]:
+        """Each StickImage's secret files (file name -> content), by resource name."""
+        return self._secret_outputs(":StickImage", "secretFiles")
+
+
+def _revealed(value: Any) -> Any:
+    """`value` from an export with --show-secrets, every secret in it (a whole value, or each value of a map)
+    replaced by its plaintext: a secret is exported as {<secret signature>: ..., "plaintext": <its JSON>}."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_MARKER:
+            return _revealed(json.loads(value["plaintext"]))
+        return {key: _revealed(item) for key, item in value.items()}
+    return value

@@ -7,12 +7,11 @@ from typing import Any, TypeVar, cast
 
 import pulumi
 
+from harness.pulumi_project import SECRET_MARKER, SECRET_SIG
 from pki.x509 import new_key, public_key_pem
 from providers.certificate import CertificateProvider
 
 KEYS: dict[str, str] = {}
-# How a secret value looks among a mocked resource's inputs (Pulumi's "special signature" for secrets).
-SECRET_SIG, SECRET_MARKER = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
 
 F = TypeVar("F", bound=Callable[..., "pulumi.Output[Any]"])
 mock_test = cast(Callable[[F], F], pulumi.runtime.test)  # Pulumi's decorator is untyped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 from harness.stack import REPO
@@ -51,3 +52,9 @@ def test_every_import_points_down() -> None:
             elif table[imported] >= floor:
                 wrong.append(f"{path.relative_to(REPO)} (floor {floor}) imports {imported} (floor {table[imported]})")
     assert wrong == []
+
+
+def test_mypy_checks_every_package() -> None:
+    checked = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]["files"])
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")}
+    assert packages - checked == set(), "add the package to [tool.mypy] files in pyproject.toml"

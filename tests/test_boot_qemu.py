@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from base import node_layout as L
 from base import stick_layout as B
 from bootmedia.boot_script import boot_script, syslinux_config
 from bootmedia.bootloader import check_bootloader
@@ -26,6 +27,7 @@ from harness.boot_assets import MARKER, boot_assets
 from harness.http_server import serve_directory
 from harness.pulumi_project import PulumiProject
 from harness.stack import REPO, stack_settings, to_raw
+from pki.k3s import secure_token
 from settings import load_settings
 from settings.model import Bootloader
 
@@ -67,15 +69,24 @@ def dev_sticks(tmp_path_factory: pytest.TempPathFactory, mirror_url: str) -> Ite
     project.run("up", "--yes")
     nodes = project.stack_output("nodes")
     secrets = project.generated_secrets()
+    sticks = project.stick_secret_files()
     loaded = load_settings(to_raw(settings), set())
+    # The tokens on the sticks are k3s's secure form, with the hash of the server CA that the servers carry.
+    server_ca = sticks["dev-node0-stick"][L.pki_file("server", "crt")]
     expected = {}
     for node in loaded.settings.nodes:
         generated = GeneratedSecrets(
-            secrets["dev-secrets-server-token"],
+            secure_token(server_ca, "server", secrets["dev-secrets-server-token"]),
             secrets["dev-secrets-agent-token"],
             secrets[f"dev-secrets-{node.hostname}-node-password"],
+            agent_join_token=secure_token(server_ca, "node", secrets["dev-secrets-agent-token"]),
         )
         files = secret_files(loaded.settings, node, loaded.credentials, generated)
+        if node.role == "server":
+            pki = {name: sticks[f"dev-{node.hostname}-stick"][name] for name in L.pki_files()}
+            assert pki == {name: sticks["dev-node0-stick"][name] for name in L.pki_files()}  # one PKI
+            files |= pki
+        assert files == sticks[f"dev-{node.hostname}-stick"]
         expected[node.hostname] = {
             name: hashlib.sha256(content.encode()).hexdigest() for name, content in files.items()
         }

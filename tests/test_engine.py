@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from base import node_layout as L
 from harness import ignition_tools
 from harness.loop_device import loop_device
 from harness.pulumi_project import PulumiProject, make_env
@@ -111,11 +112,16 @@ def test_secrets_are_stable_and_rotate_only_on_request(project: PulumiProject) -
 def test_no_generated_secret_is_in_plain_state_or_output(project: PulumiProject) -> None:
     secrets = project.generated_secrets()
     assert len(secrets) == 2 + len(HOSTS)
+    keys = project.private_keys()
+    assert len(keys) == 2 + len(L.K3S_LEAF_CAS) + 2  # root and intermediate, the CAs k3s reads, service and admin
+    # A key's PEM, by its full lines of base64 (its first and last lines are the same for every key).
+    values = [*secrets.values(), *(line for pem in keys.values() for line in pem.splitlines()[1:-2])]
     state = project.state_file.read_text()
-    for value in secrets.values():
+    ignition = [path.read_text() for path in (project.build_dir / "ignition").glob("*.ign")]
+    for value in values:
         assert len(value) >= 32
         assert value not in state
-        for output in project.outputs:
+        for output in [*project.outputs, *ignition]:
             assert value not in output
 
 

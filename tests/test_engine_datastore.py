@@ -198,7 +198,8 @@ def generated_secrets(project: PulumiProject) -> list[str]:
 def test_no_credential_or_key_is_in_plain_state_or_output(world: World) -> None:
     project = world.project
     generated = generated_secrets(project)
-    assert len(generated) == 2 + 3 + 3  # tokens, node passwords; datastore password and its two keys
+    cluster_keys = 2 + len(L.K3S_LEAF_CAS) + 2  # root and intermediate, the CAs k3s reads, service and admin keys
+    assert len(generated) == 2 + 3 + 3 + cluster_keys  # tokens, node passwords; datastore password and its two keys
     state = project.state_file.read_text()
     for secret in [
         world.account.api_key,

@@ -13,10 +13,11 @@ import pulumi
 from base.build_layout import BuildDir
 from bootmedia.bootloader import check_bootloader
 from components.cluster import Cluster, ClusterArgs
+from harness.pulumi_project import SECRET_MARKER, SECRET_SIG
 from harness.stack import REPO, SECRET_VALUES, full_settings, secret_keys, to_raw
 from ignition.render import to_ignition, to_json
 from settings import load_settings
-from tests.mocks import SECRET_MARKER, SECRET_SIG, Recorder, mock_test, unwrapped
+from tests.mocks import Recorder, mock_test, unwrapped
 
 
 def make_cluster() -> Cluster:

@@ -18,11 +18,12 @@ import re
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.serving import serve
 
 MAX_DURATION = 31536000
 API = "/api/v3/checks/"
@@ -356,16 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("HEAD")
 
 
-@contextmanager
-def running(fake: FakeHealthchecks, host: str = "127.0.0.1") -> Iterator[FakeHealthchecks]:
-    """Serve `fake` on a free loopback port for the duration of the block."""
-    handler = type("Handler", (_Handler,), {"fake": fake})
-    server = ThreadingHTTPServer((host, 0), handler)
-    fake.url = f"http://{host}:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
+def running(fake: FakeHealthchecks, host: str = "127.0.0.1") -> AbstractContextManager[FakeHealthchecks]:
+    """Serve `fake` on a free port of `host` (loopback by default) for the duration of the block; `fake.url` is its
+    base URL."""
+    return serve(fake, _Handler, host)

@@ -56,13 +56,15 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.serving import serve
 
 Json = dict[str, Any]
 
@@ -1082,16 +1084,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
 
-@contextmanager
-def running(fake: FakeVultr, host: str = "127.0.0.1") -> Iterator[FakeVultr]:
-    """Serve `fake` on a free loopback port for the duration of the block; `fake.url` is its base URL."""
-    handler = type("Handler", (_Handler,), {"fake": fake})
-    server = ThreadingHTTPServer((host, 0), handler)
-    fake.url = f"http://{host}:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
+def running(fake: FakeVultr, host: str = "127.0.0.1") -> AbstractContextManager[FakeVultr]:
+    """Serve `fake` on a free port of `host` (loopback by default) for the duration of the block; `fake.url` is its
+    base URL."""
+    return serve(fake, _Handler, host)
