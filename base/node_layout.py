@@ -32,6 +32,7 @@ ETCD_CLIENT_KEY: Final = "etcd-client.key"
 K3S_TLS_DIR: Final = "/var/lib/rancher/k3s/server/tls"
 K3S_LEAF_CAS: Final = ("server", "client", "request-header", "etcd/peer", "etcd/server")
 K3S_SERVICE_KEY: Final = "service.key"
+SERVICE_KEY_FILE: Final = f"pki-{K3S_SERVICE_KEY}"  # its name on the stick
 
 
 def pki_file(ca: str, part: str) -> str:
@@ -42,7 +43,7 @@ def pki_file(ca: str, part: str) -> str:
 def pki_files() -> dict[str, str]:
     """Stick file name -> path under K3S_TLS_DIR, for every file of the cluster's PKI a server carries."""
     files = {pki_file(ca, part): f"{ca}-ca.{part}" for ca in K3S_LEAF_CAS for part in ("crt", "key")}
-    return files | {f"pki-{K3S_SERVICE_KEY}": K3S_SERVICE_KEY}
+    return files | {SERVICE_KEY_FILE: K3S_SERVICE_KEY}
 
 
 def addon_values_file(chart: str) -> str:

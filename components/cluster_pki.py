@@ -2,7 +2,8 @@
 the service-account key, an admin client certificate, and the kubeconfig that uses it.
 
 Everything is made once and kept; the CAs are made anew only when rotate.clusterCa is raised, the admin
-certificate when rotate.adminKubeconfig is. The root's and the intermediate's keys stay in Pulumi's state.
+certificate when rotate.adminKubeconfig is, or by a `pulumi up` in its last ADMIN_RENEW_DAYS. The root's and the
+intermediate's keys stay in Pulumi's state.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class ClusterPki(pulumi.ComponentResource):
             leaves[ca] = (bundle, leaf_key.pem)
             self.server_files[L.pki_file(ca, "crt")] = bundle
             self.server_files[L.pki_file(ca, "key")] = leaf_key.pem
-        self.server_files[f"pki-{L.K3S_SERVICE_KEY}"] = key("service", k3s.SERVICE_KEY).pem
+        self.server_files[L.SERVICE_KEY_FILE] = key("service", k3s.SERVICE_KEY).pem
         self.server_ca = leaves["server"][0]
 
         client_ca, client_ca_key = leaves["client"]
@@ -77,6 +78,7 @@ class ClusterPki(pulumi.ComponentResource):
             spec=k3s.admin_spec(),
             key_pem=admin_key.pem,
             issuer=(client_ca.apply(_first), client_ca_key),
+            renew_before_days=k3s.ADMIN_RENEW_DAYS,
             opts=child,
         )
         self.etcd_client = None

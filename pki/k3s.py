@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
 from typing import Final, Literal
 
 import yaml
@@ -19,13 +18,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from base.node_layout import K3S_LEAF_CAS
 from pki.x509 import CertificateSpec, KeyKind
 
-LEAF_CAS: Final = K3S_LEAF_CAS
 ROOT_DAYS: Final = 7300
 CA_DAYS: Final = 3700
 ADMIN_DAYS: Final = 365  # k3s's own leaf certificates last as long
+ADMIN_RENEW_DAYS: Final = 90  # `pulumi up` this close to its end makes a new one (k3s renews its own as close)
 ROOT_KEY: Final[KeyKind] = "rsa-4096"
 INTERMEDIATE_KEY: Final[KeyKind] = "rsa-4096"
 LEAF_CA_KEY: Final[KeyKind] = "ec-p256"
@@ -57,17 +55,9 @@ def admin_spec() -> CertificateSpec:
     return CertificateSpec("system:admin", organization="system:masters", usages=("client",), days=ADMIN_DAYS)
 
 
-def etcd_client_spec(hostname: str) -> CertificateSpec:
+def etcd_client_spec(cluster: str) -> CertificateSpec:
     """A client of the embedded etcd (signed by etcd/server-ca), for a server's rejoin before k3s starts."""
-    return CertificateSpec(f"ephemeros-etcd-rejoin-{hostname}", usages=("client",), days=CA_DAYS)
-
-
-@dataclass(frozen=True)
-class CaFiles:
-    """A CA as k3s reads it: `crt` is the chain (the CA, the intermediate, the root), `key` its key."""
-
-    crt: str
-    key: str
+    return CertificateSpec(f"ephemeros-etcd-rejoin-{cluster}", usages=("client",), days=CA_DAYS)
 
 
 def ca_hash(bundle: str) -> str:

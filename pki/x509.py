@@ -128,3 +128,9 @@ def chain(*pems: str) -> str:
 
 def certificates(pem: str) -> Sequence[x509.Certificate]:
     return x509.load_pem_x509_certificates(pem.encode())
+
+
+def expires_within(pem: str, days: int) -> bool:
+    """Whether the (first) certificate in `pem` ends less than `days` days from now."""
+    end = certificates(pem)[0].not_valid_after_utc
+    return end - datetime.datetime.now(datetime.UTC) < datetime.timedelta(days=days)

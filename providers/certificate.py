@@ -1,5 +1,6 @@
 """Certificate: an X.509 certificate made once for a key, signed by an issuer (or itself), and kept: stable
-across `pulumi up`s, made anew only when what it says, its key or its issuer changes."""
+across `pulumi up`s, made anew only when what it says, its key or its issuer changes, or (with `renew_before_days`)
+when a `pulumi up` comes that close to its end."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider
 
-from pki.x509 import CertificateSpec, Issuer, Usage, certificate
+from pki.x509 import CertificateSpec, Issuer, Usage, certificate, expires_within
 from providers.props import OUTPUT, SECRET, Props, TypedResource, diff
 
 
@@ -42,6 +43,7 @@ class CertificateProps(Props):
     usages: tuple[str, ...] = ()
     dns_names: tuple[str, ...] = ()
     ip_addresses: tuple[str, ...] = ()
+    renew_before_days: int = 0  # 0: never renewed by time
     pem: str | None = dataclasses.field(default=None, metadata=OUTPUT)
 
     def spec(self) -> CertificateSpec:
@@ -66,7 +68,11 @@ class CertificateProvider(ResourceProvider):
         return CreateResult(id_=uuid.uuid4().hex, outs=made.to_props())
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return diff(olds, news, CertificateProps)
+        result = diff(olds, news, CertificateProps, ignore=("renew_before_days",))
+        renew = news.get("renewBeforeDays")
+        if isinstance(renew, int | float) and renew > 0 and olds.get("pem") and expires_within(olds["pem"], int(renew)):
+            return DiffResult(changes=True, replaces=[*(result.replaces or []), "pem"])
+        return result
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_=id_, outs=props)
@@ -85,6 +91,7 @@ class Certificate(TypedResource, module="ephemeros", name="Certificate"):
         key_pem: pulumi.Input[str],
         issuer: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None,  # (certificate PEM, key PEM)
         ip_addresses: pulumi.Input[Sequence[str]] | None = None,  # instead of spec's, when known only later
+        renew_before_days: int = 0,  # made anew by a `pulumi up` this close to its end; 0: never
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         inputs = CertificateProps.inputs(
@@ -99,5 +106,6 @@ class Certificate(TypedResource, module="ephemeros", name="Certificate"):
             usages=spec.usages,
             dns_names=spec.dns_names,
             ip_addresses=spec.ip_addresses if ip_addresses is None else ip_addresses,
+            renew_before_days=renew_before_days,
         )
         super().__init__(CertificateProvider(), name, CertificateProps, inputs, opts)

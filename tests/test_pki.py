@@ -4,6 +4,7 @@ own generate-custom-ca-certs.sh and its token rules; the CA hash against pkg/cli
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import re
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -22,6 +24,7 @@ from components.cluster_pki import ClusterPki, ClusterPkiArgs
 from harness.stack import base_settings, to_raw
 from pki import k3s
 from pki.x509 import CertificateSpec, Issuer, certificate, chain, new_key
+from providers.certificate import CertificateProps, CertificateProvider
 from settings import load_settings
 from tests.mocks import Recorder, mock_test
 
@@ -118,6 +121,20 @@ def test_the_admin_kubeconfig_is_signed_by_the_client_ca(recorder: Recorder) -> 
         assert trusted == server_chain
 
     return pulumi.Output.all(pki.kubeconfig, pki.server_files["pki-client-ca.crt"], pki.server_ca).apply(check)
+
+
+@pytest.mark.parametrize(("days", "renewed"), [(k3s.ADMIN_DAYS, False), (k3s.ADMIN_RENEW_DAYS - 1, True)])
+def test_the_admin_certificate_is_renewed_near_its_end_only(days: int, renewed: bool) -> None:
+    key = new_key("ec-p256")
+    inputs = CertificateProps(
+        key_pem=key, common_name="system:admin", days=k3s.ADMIN_DAYS, renew_before_days=k3s.ADMIN_RENEW_DAYS
+    )
+    made = dict(CertificateProvider().create(inputs.to_props()).outs or {})
+    made["pem"] = certificate(CertificateSpec("system:admin", days=days), key, None)  # `days` left
+    result = CertificateProvider().diff("id", made, inputs.to_props())
+    assert bool(result.replaces) is renewed
+    never = dataclasses.replace(inputs, renew_before_days=0).to_props()
+    assert not CertificateProvider().diff("id", made, never).replaces  # a certificate without the window is kept
 
 
 # --- the CA hash of k3s's secure token (pkg/clientaccess/token.go, hashCA) ----------------------------------
