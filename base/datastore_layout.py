@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Final
 
 POSTGRES_PORT: Final = 5432
+SSH_PORT: Final = 22
 DATABASE: Final = "k3s"
 ROLE: Final = "k3s"
 

@@ -35,9 +35,14 @@ K3S_SERVICE_KEY: Final = "service.key"
 SERVICE_KEY_FILE: Final = f"pki-{K3S_SERVICE_KEY}"  # its name on the stick
 
 
+def ca_stem(ca: str) -> str:
+    """A CA's name as one word: "etcd/server" -> "etcd-server-ca"."""
+    return f"{ca.replace('/', '-')}-ca"
+
+
 def pki_file(ca: str, part: str) -> str:
     """The stick file of one of the CAs (e.g. "etcd/server"), its chain ("crt") or its key ("key")."""
-    return f"pki-{ca.replace('/', '-')}-ca.{part}"
+    return f"pki-{ca_stem(ca)}.{part}"
 
 
 def pki_files() -> dict[str, str]:
@@ -65,6 +70,18 @@ K3S_KUBECONFIG: Final = "/etc/rancher/k3s/k3s.yaml"
 K3S_NODE_PASSWORD: Final = "/etc/rancher/node/password"  # noqa: S105 -- a path
 K3S_MANIFESTS_DIR: Final = "/var/lib/rancher/k3s/server/manifests"  # applied by k3s at every server start
 KUBE_VIP_MANIFEST: Final = f"{K3S_MANIFESTS_DIR}/ephemeros-kube-vip.yaml"
+
+
+def addon_manifest(name: str) -> str:
+    """Where a server keeps an add-on's manifest (a chart's HelmChart, or a plain manifest), by the add-on's name."""
+    return f"{K3S_MANIFESTS_DIR}/ephemeros-addon-{name}.yaml"
+
+
+def addon_values_manifest(chart: str) -> str:
+    """Where a server keeps a chart's secret values (the Secret from the stick): a prefix no add-on's has."""
+    return f"{K3S_MANIFESTS_DIR}/ephemeros-values-{chart}.yaml"
+
+
 HEARTBEAT_SCRIPT: Final = f"{OPT_BIN}/ephemeros-heartbeat"
 DDNS_SCRIPT: Final = f"{OPT_BIN}/ephemeros-ddns"
 DNS_UPDATER: Final = f"{OPT_BIN}/ephemeros-dnsupdate"  # RFC 2136 client, from nodetools/dnsupdate

@@ -97,7 +97,18 @@ def _boot_partition(path: Path, spec: ImageSpec, work: Path) -> None:
     _run("installing syslinux", "syslinux", "--install", path)
 
 
+SECRETS_INODES = 32  # enough for 21 files; more files get more (the same count keeps older images' bytes)
+SECRETS_DATA_LIMIT = 3 * 1024 * 1024  # what the files may hold in all: the rest of the partition is ext4's own
+
+
 def _secrets_partition(path: Path, spec: ImageSpec, work: Path) -> None:
+    size = sum(len(content.encode()) for content in spec.secret_files.values())
+    if size > SECRETS_DATA_LIMIT:
+        biggest = max(spec.secret_files, key=lambda name: len(spec.secret_files[name]))
+        raise ImageError(
+            f"the secrets partition of {spec.identity} holds {SECRETS_DATA_LIMIT // 1024} KiB, and its files take "
+            f"{size // 1024} KiB (the largest: {biggest}): make the secret values (addonValues) smaller"
+        )
     staging = work / "secrets"
     staging.mkdir(mode=0o700)
     for name, content in sorted(spec.secret_files.items()):
@@ -122,7 +133,7 @@ def _secrets_partition(path: Path, spec: ImageSpec, work: Path) -> None:
         "-O",
         "^has_journal",
         "-N",
-        "32",
+        str(max(SECRETS_INODES, len(spec.secret_files) + 16)),
         "-d",
         staging,
         path,

@@ -44,8 +44,10 @@ def secret_files(
         L.NODE_PASSWORD: generated.node_password + "\n",
         L.NODE_IDENTITY: env_file({"NODE_NAME": node.hostname, "CLUSTER_NAME": settings.cluster_name}),
     }
-    endpoint = credentials.datastore_endpoint if settings.datastore.type == "postgres" else generated.datastore_endpoint
-    if node.role == "server" and endpoint:
+    if node.role == "server" and settings.datastore.external:
+        endpoint = credentials.datastore_endpoint or generated.datastore_endpoint  # set by the user, or made here
+        if not endpoint:
+            raise ValueError(f"server {node.hostname} needs the datastore's endpoint, and none was given")
         datastore = {"K3S_DATASTORE_ENDPOINT": endpoint}
         if generated.datastore_ca:
             files[L.DATASTORE_CA] = generated.datastore_ca

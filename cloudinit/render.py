@@ -24,7 +24,6 @@ from settings.datastore import Dumps
 from settings.model import Settings
 
 TEMPLATES = Templates(Path(__file__).parent / "templates", D=D)
-CALENDARS: Final = {"hourly": "hourly", "daily": "daily", "weekly": "weekly"}
 PASSWORD_STAND_IN: Final = "<the k3s password>"  # noqa: S105 -- a placeholder, no password
 
 
@@ -35,7 +34,8 @@ class Schedule:
 
     @property
     def calendar(self) -> str:
-        return CALENDARS[self.name]
+        """systemd's OnCalendar= knows the schedules' names (hourly, daily, weekly) as they are."""
+        return self.name
 
     @property
     def unit(self) -> str:
@@ -51,7 +51,7 @@ class DatastoreSecrets:
     """What the user data carries that is secret (so the whole document is)."""
 
     password: str = field(repr=False)
-    server_certificate: str = field(repr=False)  # PEM, the leaf (and its chain)
+    server_certificate: str = field(repr=False)  # PEM, signed by the datastore CA that servers trust
     server_key: str = field(repr=False)
     dumps_access_key_id: str | None = field(default=None, repr=False)
     dumps_secret_access_key: str | None = field(default=None, repr=False)

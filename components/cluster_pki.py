@@ -30,7 +30,6 @@ class ClusterPki(pulumi.ComponentResource):
 
     server_files: dict[str, pulumi.Output[str]]  # stick file name (base.node_layout.pki_files) -> content
     server_ca: pulumi.Output[str]  # the chain that nodes and the kubeconfig trust, and whose root the tokens hash
-    etcd_client: tuple[pulumi.Output[str], pulumi.Output[str]] | None  # (certificate, key), with embedded etcd
     kubeconfig: pulumi.Output[str]
 
     def __init__(self, name: str, args: ClusterPkiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -55,7 +54,7 @@ class ClusterPki(pulumi.ComponentResource):
         self.server_files = {}
         leaves: dict[str, tuple[pulumi.Output[str], pulumi.Output[str]]] = {}
         for ca in L.K3S_LEAF_CAS:
-            slug = f"{ca.replace('/', '-')}-ca"
+            slug = L.ca_stem(ca)
             leaf_key = key(slug, k3s.LEAF_CA_KEY)
             leaf = Certificate(
                 f"{name}-{slug}",
@@ -81,7 +80,6 @@ class ClusterPki(pulumi.ComponentResource):
             renew_before_days=k3s.ADMIN_RENEW_DAYS,
             opts=child,
         )
-        self.etcd_client = None
         if settings.datastore.type == "etcd":
             etcd_ca, etcd_ca_key = leaves["etcd/server"]
             etcd_client_key = key("etcd-client", k3s.CLIENT_KEY)
@@ -92,7 +90,6 @@ class ClusterPki(pulumi.ComponentResource):
                 issuer=(etcd_ca.apply(_first), etcd_ca_key),
                 opts=child,
             )
-            self.etcd_client = (etcd_client.pem, etcd_client_key.pem)
             self.server_files[L.ETCD_CLIENT_CERT] = etcd_client.pem
             self.server_files[L.ETCD_CLIENT_KEY] = etcd_client_key.pem
         self.kubeconfig = pulumi.Output.secret(

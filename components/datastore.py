@@ -24,6 +24,7 @@ from providers.vultr.instance import Instance
 from providers.vultr.reserved_ip import ReservedIp
 from settings.credentials import Credentials
 from settings.datastore import Vultr
+from settings.dns_plan import datastore_record
 from settings.heartbeat_plan import dumps_check
 from settings.model import Settings
 
@@ -113,7 +114,7 @@ class Datastore(pulumi.ComponentResource):
             )
             for what, port, sources in (
                 ("postgres", str(D.POSTGRES_PORT), vultr.allowed_sources),
-                ("ssh", "22", vultr.admin_sources),
+                ("ssh", str(D.SSH_PORT), vultr.admin_sources),
             )
             for network in sources
         ]
@@ -165,17 +166,18 @@ class Datastore(pulumi.ComponentResource):
 
         waits_for: list[pulumi.Resource] = [instance, *rules]
         rfc2136 = settings.dns.rfc2136 if settings.dns is not None else None
-        if vultr.dns_name and rfc2136 is not None and credentials.dns_tsig_secret is not None:
+        record = datastore_record(settings)
+        if record is not None and rfc2136 is not None and credentials.dns_tsig_secret is not None:
             waits_for.append(
                 DnsRecord(
-                    f"{name}-dns-{vultr.dns_name}",
+                    f"{name}-dns-{record}",
                     server=rfc2136.server,
                     port=rfc2136.port,
                     zone=rfc2136.zone,
                     key_name=rfc2136.key_name,
                     algorithm=rfc2136.algorithm,
                     secret=credentials.dns_tsig_secret,
-                    name=vultr.dns_name,
+                    name=record,
                     type="A",
                     values=address.apply(lambda ip: (ip,)),
                     ttl=rfc2136.ttl,
@@ -216,7 +218,8 @@ def _warn_if_changed(digests: list[str | None]) -> None:
     if created is not None and created != rendered and pulumi.runtime.is_dry_run():
         pulumi.log.warn(
             "the datastore VM's cloud-init user data has changed since the VM was made (a setting it reads once: "
-            "datastore.vultr.maxConnections, aptMirror, dumps, sshKeys; or a new ephemeros): cloud-init runs only "
+            "datastore.vultr.maxConnections, aptMirror, sshKeys, datastore.dumps, dumpsAccessKeyId, "
+            "dumpsSecretAccessKey, the dumps' heartbeat check; or a new ephemeros): cloud-init runs only "
             "when a VM is made, so the running VM keeps what it was made with. The firewall, plan, label, tags, "
             "backups and the password change in place. To apply the rest, replace the VM on purpose after a dump "
             "(README: Replacing the datastore)."

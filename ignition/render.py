@@ -194,13 +194,11 @@ def addon_manifests(settings: Settings, secret_values: Collection[str]) -> dict[
     if settings.kubernetes.manage:
         return {}
     manifests = {
-        f"{L.K3S_MANIFESTS_DIR}/ephemeros-addon-{chart.name}.yaml": yaml.safe_dump(
-            helm_chart(chart, chart.name in secret_values), sort_keys=False
-        )
+        L.addon_manifest(chart.name): yaml.safe_dump(helm_chart(chart, chart.name in secret_values), sort_keys=False)
         for chart in settings.addons.charts
     }
     for manifest in settings.addons.manifests:
-        manifests[f"{L.K3S_MANIFESTS_DIR}/ephemeros-addon-{manifest.name}.yaml"] = manifest.content
+        manifests[L.addon_manifest(manifest.name)] = manifest.content
     return manifests
 
 
@@ -225,7 +223,7 @@ def node_config(
         L.K3S_CONFIG: _text(yaml.safe_dump(k3s_config(settings, node), sort_keys=True), MODE_PRIVATE),
         **_network_files(node),
     }
-    datastore_env = node.role == "server" and settings.datastore.type in ("postgres", "vultr")
+    datastore_env = node.role == "server" and settings.datastore.external
     units: dict[str, Unit] = {
         L.SECRETS_MOUNT_UNIT: {"enabled": True, "text": render_template("units/secrets.mount")},
         L.K3S_UNIT: {
@@ -249,7 +247,7 @@ def node_config(
         for path, manifest in addon_manifests(settings, secret_values).items():
             files[path] = _text(manifest, MODE_PRIVATE)
         values = {
-            L.addon_values_file(c.name): f"{L.K3S_MANIFESTS_DIR}/ephemeros-{L.addon_values_file(c.name)}"
+            L.addon_values_file(c.name): L.addon_values_manifest(c.name)
             for c in settings.addons.charts
             if c.name in secret_values and not settings.kubernetes.manage
         }

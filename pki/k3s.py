@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from base.node_layout import ca_stem
 from pki.x509 import CertificateSpec, KeyKind
 
 ROOT_DAYS: Final = 7300
@@ -32,22 +33,22 @@ CLIENT_KEY: Final[KeyKind] = "ec-p256"
 TOKEN_PREFIX: Final = "K10"  # noqa: S105 -- the format's prefix, no secret
 
 
-def _name(cluster: str, kind: str, generation: int) -> str:
+def _name(cluster: str, stem: str, generation: int) -> str:
     """k3s's CA names are <product>-<type>-ca@<timestamp>; ours carry the cluster and the CA's generation instead,
     so that a name is stable for as long as the CA is."""
-    return f"k3s-{kind}-ca@ephemeros-{cluster}-{generation}"
+    return f"k3s-{stem}@ephemeros-{cluster}-{generation}"
 
 
 def root_spec(cluster: str, generation: int) -> CertificateSpec:
-    return CertificateSpec(_name(cluster, "root", generation), ca=True, days=ROOT_DAYS)
+    return CertificateSpec(_name(cluster, "root-ca", generation), ca=True, days=ROOT_DAYS)
 
 
 def intermediate_spec(cluster: str, generation: int) -> CertificateSpec:
-    return CertificateSpec(_name(cluster, "intermediate", generation), ca=True, days=CA_DAYS)
+    return CertificateSpec(_name(cluster, "intermediate-ca", generation), ca=True, days=CA_DAYS)
 
 
 def leaf_ca_spec(kind: str, cluster: str, generation: int) -> CertificateSpec:
-    return CertificateSpec(_name(cluster, kind.replace("/", "-"), generation), ca=True, days=CA_DAYS)
+    return CertificateSpec(_name(cluster, ca_stem(kind), generation), ca=True, days=CA_DAYS)
 
 
 def admin_spec() -> CertificateSpec:

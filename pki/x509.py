@@ -39,11 +39,6 @@ def load_key(pem: str) -> CertificateIssuerPrivateKeyTypes:
     return key
 
 
-def public_key_pem(private_pem: str) -> str:
-    public = load_key(private_pem).public_key()
-    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
 @dataclass(frozen=True)
 class CertificateSpec:
     """What a certificate says; `ca` ones may sign others (path_length: how many CAs may stand below)."""

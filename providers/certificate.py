@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from pki.x509 import CertificateSpec, Issuer, Usage, certificate, expires_within
 from providers.props import OUTPUT, SECRET, Props, TypedResource, diff
@@ -32,9 +32,9 @@ class CertificateProps(Props):
         "ip_addresses",
     )
 
-    key_pem: str = dataclasses.field(metadata=SECRET)
+    key_pem: str = dataclasses.field(repr=False, metadata=SECRET)
     issuer_certificate_pem: str = ""  # "": self-signed
-    issuer_key_pem: str = dataclasses.field(default="", metadata=SECRET)
+    issuer_key_pem: str = dataclasses.field(default="", repr=False, metadata=SECRET)
     common_name: str
     organization: str = ""
     ca: bool = False
@@ -68,11 +68,16 @@ class CertificateProvider(ResourceProvider):
         return CreateResult(id_=uuid.uuid4().hex, outs=made.to_props())
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        result = diff(olds, news, CertificateProps, ignore=("renew_before_days",))
+        result = diff(olds, news, CertificateProps)
         renew = news.get("renewBeforeDays")
         if isinstance(renew, int | float) and renew > 0 and olds.get("pem") and expires_within(olds["pem"], int(renew)):
             return DiffResult(changes=True, replaces=[*(result.replaces or []), "pem"])
         return result
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Only the renewal window changed (anything else makes a new certificate): the certificate stays."""
+        kept = dataclasses.replace(CertificateProps.from_props(news), pem=CertificateProps.from_props(olds).pem)
+        return UpdateResult(outs=kept.to_props())
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_=id_, outs=props)

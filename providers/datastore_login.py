@@ -34,7 +34,7 @@ class DatastoreLoginProps(Props):
     database: str
     role: str
     ca_pem: str
-    password: str = dataclasses.field(metadata=SECRET)
+    password: str = dataclasses.field(repr=False, metadata=SECRET)
     check: bool  # wait at create, and try at refresh; false: this machine may not reach PostgreSQL
     timeout_seconds: int
     checked: str | None = dataclasses.field(default=None, metadata=OUTPUT)  # what the last check found, and when

@@ -49,7 +49,7 @@ class DnsRecordProps(Props):
     zone: str
     key_name: str
     algorithm: str
-    secret: str = dataclasses.field(metadata=SECRET)
+    secret: str = dataclasses.field(repr=False, metadata=SECRET)
     name: str  # fully qualified, without the final dot
     type: str
     values: tuple[str, ...]  # sorted
@@ -64,7 +64,7 @@ class PrimaryServer:
     zone: str
     key_name: str
     algorithm: str
-    secret: str
+    secret: str = dataclasses.field(repr=False)
 
     @classmethod
     def of(cls, record: DnsRecordProps) -> PrimaryServer:

@@ -43,7 +43,7 @@ from providers.props import OUTPUT, SECRET, SECRET_OUTPUT, Props, ProviderError,
 API_PATH = "/api/v3/"
 TIMEOUT = 30  # seconds per request
 RETRIES = 6
-BACKOFF = 0.5  # seconds, doubled at each retry: 0.5, 1, 2, 4, 8, 16 (or what Retry-After asks)
+BACKOFF = 0.5  # seconds: retries wait 0, 1, 2, 4, 8, 16 (BACKOFF * 2**n after the first), or what Retry-After asks
 API_KEY_SETTING = "healthchecksApiKey"
 T = TypeVar("T")
 OWNER_MARK = re.compile(r"\s*\[ephemeros owner ([0-9a-f]{16})\]$")
@@ -62,7 +62,7 @@ class HeartbeatCheckProps(Props):
     REPLACE_ON = ("name",)
 
     api_url: str
-    api_key: str = dataclasses.field(metadata=SECRET)
+    api_key: str = dataclasses.field(repr=False, metadata=SECRET)
     name: str
     slug: str
     desc: str
@@ -70,8 +70,8 @@ class HeartbeatCheckProps(Props):
     timeout: int  # seconds between pings
     grace: int
     channels: str  # "*", "" or a comma-separated list of channel names or ids
-    uuid: str | None = dataclasses.field(default=None, metadata=SECRET_OUTPUT)
-    ping_url: str | None = dataclasses.field(default=None, metadata=SECRET_OUTPUT)
+    uuid: str | None = dataclasses.field(default=None, repr=False, metadata=SECRET_OUTPUT)
+    ping_url: str | None = dataclasses.field(default=None, repr=False, metadata=SECRET_OUTPUT)
     owner: str | None = dataclasses.field(default=None, metadata=OUTPUT)
 
     def api_spec(self) -> dict[str, Any]:
@@ -116,7 +116,8 @@ class HealthchecksApi:
             return self.session.request(method, url, json=body, headers=self.headers, timeout=TIMEOUT)
         except requests.RequestException as error:
             # The exception's text quotes the URL, and a check's URL holds its UUID, which is a secret.
-            reason = str(error).replace(url[len(self.checks) :], "<check>") if url != self.checks else str(error)
+            uuid = url.removeprefix(self.checks) if url.startswith(self.checks) else ""
+            reason = str(error).replace(uuid, "<check>") if uuid else str(error)
             raise HealthchecksError(
                 f"healthchecks check {check!r}: {method} {self._where(url)} failed: {reason}"
             ) from None
@@ -235,7 +236,7 @@ class HeartbeatCheckProvider(ResourceProvider):
         if len(refused) == 1:
             raise refused[0]
         raise KeyRefused(
-            f"{refused[-1]}; before it, {keys[0].origin} was refused too: set healthchecksApiKey to the project's "
+            f"{refused[-1]}; before it, {keys[0].origin} was refused too: set {API_KEY_SETTING} to the project's "
             "current read-write key"
         )
 

@@ -19,8 +19,9 @@ def retrying_session(
     statuses: Collection[int] = RETRY_STATUSES,
     policy: type[Retry] = Retry,
 ) -> requests.Session:
-    """A session that retries `methods` (None: every method) on `statuses` and on connection errors, waiting
-    backoff, 2 x backoff, 4 x backoff ... or what a Retry-After header asks; `policy` may refine which."""
+    """A session that retries `methods` (None: every method) on `statuses` and on connection errors: at once, then
+    after 2 x backoff, 4 x backoff ... (urllib3's backoff_factor), or what a Retry-After header asks; `policy` may
+    refine which."""
     retry = policy(
         total=retries,
         backoff_factor=backoff,

@@ -10,8 +10,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider
 
-from pki.x509 import KeyKind, new_key, public_key_pem
-from providers.props import OUTPUT, SECRET_OUTPUT, Props, TypedResource, diff
+from pki.x509 import KeyKind, new_key
+from providers.props import SECRET_OUTPUT, Props, TypedResource, diff
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -20,15 +20,14 @@ class PrivateKeyProps(Props):
 
     kind: str  # a pki.x509.KeyKind
     generation: int = 0
-    pem: str | None = dataclasses.field(default=None, metadata=SECRET_OUTPUT)
-    public_pem: str | None = dataclasses.field(default=None, metadata=OUTPUT)
+    pem: str | None = dataclasses.field(default=None, repr=False, metadata=SECRET_OUTPUT)
 
 
 class PrivateKeyProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         wanted = PrivateKeyProps.from_props(props)
         pem = new_key(wanted.kind)  # type: ignore[arg-type]  # checked by the resource's signature
-        made = dataclasses.replace(wanted, pem=pem, public_pem=public_key_pem(pem))
+        made = dataclasses.replace(wanted, pem=pem)
         return CreateResult(id_=uuid.uuid4().hex, outs=made.to_props())
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -39,7 +38,7 @@ class PrivateKeyProvider(ResourceProvider):
 
 
 class PrivateKey(TypedResource, module="ephemeros", name="PrivateKey"):
-    """A private key of `kind`; `pem` is secret, `output("public_pem")` is not."""
+    """A private key of `kind`; `pem` (secret)."""
 
     pem: pulumi.Output[str]
 

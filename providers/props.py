@@ -129,13 +129,6 @@ class Props:
             props[camel(name)] = value
         return props
 
-    @classmethod
-    def options(cls, opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
-        """The caller's options, with this kind's secret outputs kept secret."""
-        return pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=cls.secret_outputs())
-        )
-
 
 class TypedResource(Resource):
     """A dynamic resource whose props are a Props class: its secret outputs are secret in state (the engine's

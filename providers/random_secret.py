@@ -34,7 +34,7 @@ class RandomSecretProps(Props):
 
     length: int
     generation: int = 0
-    result: str | None = dataclasses.field(default=None, metadata=SECRET_OUTPUT)
+    result: str | None = dataclasses.field(default=None, repr=False, metadata=SECRET_OUTPUT)
 
 
 class RandomSecretProvider(ResourceProvider):

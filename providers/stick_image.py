@@ -35,7 +35,7 @@ class StickImageProps(Props):
     syslinux_config: str
     boot_files: dict[str, str]  # key of BootFiles.paths() -> path
     boot_files_sha256: dict[str, str]
-    secret_files: dict[str, str] = dataclasses.field(metadata=SECRET_VALUES)
+    secret_files: dict[str, str] = dataclasses.field(repr=False, metadata=SECRET_VALUES)
     builder_version: int = BUILDER_VERSION
     sha256: str | None = dataclasses.field(default=None, metadata=OUTPUT)
     size: int | None = dataclasses.field(default=None, metadata=OUTPUT)

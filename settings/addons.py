@@ -12,27 +12,54 @@ from pydantic import AfterValidator, Field, model_validator
 from settings.model_base import Model
 from settings.types import HttpUrl, dns_label
 
-# Keys whose values are credentials: such a value must not sit in the public Ignition.
+# Keys whose values are credentials: such a value must not sit in the public Ignition. A key that only names where
+# a credential is (existingSecret, secretName, tokenRef) is not one.
 _SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|private[-_]?key|credential)", re.IGNORECASE)
+_REFERENCE_KEY = re.compile(r"^existing|(Name|Ref)$")
 
 
 def _k8s_name(value: str) -> str:
     return dns_label(value)
 
 
+def _is_credential_key(key: object) -> bool:
+    return bool(_SECRET_KEY.search(str(key))) and not _REFERENCE_KEY.search(str(key))
+
+
+def _holds_a_value(value: Any) -> bool:
+    """A value set to something a credential could be: text or a number (not a flag), or a list holding one."""
+    if isinstance(value, list):
+        return any(_holds_a_value(item) for item in value)
+    return isinstance(value, str | int | float) and not isinstance(value, bool) and value != ""
+
+
 def secret_looking(values: Any, path: str = "") -> list[str]:
-    """Dotted paths in `values` whose key looks like a credential and whose value is set."""
+    """Dotted paths in `values` that look like a credential with its value set: under a credential-looking key, or
+    the `value` of a `{name: <credential-looking>, value: ...}` pair (a container's environment variable)."""
     found = []
     if isinstance(values, dict):
+        if _is_credential_key(values.get("name", "")) and _holds_a_value(values.get("value")):
+            found.append(f"{path}.value" if path else "value")
         for key, value in values.items():
             where = f"{path}.{key}" if path else str(key)
-            if _SECRET_KEY.search(str(key)) and isinstance(value, str | int) and value not in ("", None):
+            if _is_credential_key(key) and _holds_a_value(value):
                 found.append(where)
-            found += secret_looking(value, where)
+            else:
+                found += secret_looking(value, where)
     elif isinstance(values, list):
         for i, value in enumerate(values):
             found += secret_looking(value, f"{path}[{i}]")
     return found
+
+
+def _holds_a_secret(document: Any) -> bool:
+    """A Kubernetes object that is a Secret, or a List with one among its items."""
+    if not isinstance(document, dict):
+        return False
+    items = document.get("items")
+    return document.get("kind") == "Secret" or (
+        isinstance(items, list) and any(_holds_a_secret(item) for item in items)
+    )
 
 
 def _public_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +83,7 @@ def _manifest(content: str) -> str:
     for document in documents:
         if not isinstance(document, dict) or not {"apiVersion", "kind", "metadata"} <= document.keys():
             raise ValueError("every document must be a Kubernetes object with apiVersion, kind and metadata")
-        if document.get("kind") == "Secret":
+        if _holds_a_secret(document):
             raise ValueError("holds a Secret, and manifests are public: give a chart's secret values in addonValues")
     return content
 

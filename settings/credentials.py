@@ -63,7 +63,11 @@ PostgresUrl = Annotated[Text, AfterValidator(_datastore_endpoint)]
 HostPort = Annotated[Text, AfterValidator(host_port)]
 TsigSecret = Annotated[Text, AfterValidator(_tsig_secret)]
 UrlMap = Annotated[dict[str, str], BeforeValidator(_json_map), AfterValidator(_heartbeat_urls)]
-MAP_HINT = "must be a map of hostname to URL: pulumi config set --secret --path 'heartbeatUrls.node0' <URL>"
+MAP_HINTS = {  # what a map credential must look like, said when it does not
+    "heartbeatUrls": "must be a map of hostname to URL: pulumi config set --secret --path 'heartbeatUrls.node0' <URL>",
+    "addonValues": "must be a map of a chart's name (addons.charts[].name) to the YAML text of its secret values: "
+    "pulumi config set --secret --path 'addonValues.<name>' \"$(cat values.yaml)\"",
+}
 
 
 class Credentials(BaseModel):
@@ -91,7 +95,7 @@ class Credentials(BaseModel):
         default=None, description="Namecheap dynamic DNS password of the domain, for dns.namecheap"
     )
     addon_values: Annotated[dict[str, str], BeforeValidator(_json_map)] = Field(
-        default_factory=dict, description="map of chart name to YAML of its secret values (addons.charts)"
+        default_factory=dict, description="map of addons.charts[].name to YAML of that chart's secret values"
     )
     vultr_api_key: Text | None = Field(
         default=None, description="Vultr API key, for datastore.type vultr (its access control must allow this machine)"
@@ -134,8 +138,8 @@ def parse_credentials(raw: Mapping[str, Any]) -> tuple[Credentials, list[tuple[s
             key = str(problem["loc"][0])
             if problem["type"] == "value_error":
                 message = str(problem["ctx"]["error"])
-            elif key == "heartbeatUrls":
-                message = MAP_HINT
+            elif key in MAP_HINTS:
+                message = MAP_HINTS[key]
             else:
                 message = "is not a text value: set it with pulumi config set --secret"
             if (key, message) not in problems:

@@ -16,7 +16,6 @@ _PLAN = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX = re.compile(r"^([A-Za-z0-9._-]+/)*$")
 _TAG = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
-EVERYWHERE = IPv4Network("0.0.0.0/0")
 
 
 def _region(value: str) -> str:
@@ -127,7 +126,9 @@ class Vultr(Model):
     hostname: Annotated[HostName | None, BeforeValidator(empty_is_none)] = Field(
         default=None, description="the VM's host name; default <clusterName>-datastore"
     )
-    label: str = Field(default="", description="the VM's label in the Vultr portal; default ephemeros <clusterName>")
+    label: str = Field(
+        default="", description="the VM's label in the Vultr portal; default ephemeros <clusterName> datastore"
+    )
     tags: tuple[VultrTag, ...] = Field(default=(), description="Vultr tags of the VM, besides ephemeros")
     dns_name: Annotated[DnsName | None, BeforeValidator(empty_is_none)] = Field(
         default=None,
@@ -157,7 +158,7 @@ class Vultr(Model):
     wait_for_postgres: bool = Field(
         default=True,
         description="pulumi up waits until PostgreSQL answers over TLS from this machine (which must then be in "
-        "allowedSources); false: it does not check",
+        "allowedSources); false: it does not check (rotating the password still logs in from this machine)",
     )
     allow_replacement: bool = Field(
         default=False,
@@ -190,3 +191,8 @@ class Datastore(Model):
         if self.type != "vultr" and (self.vultr is not None or self.dumps is not None):
             raise ValueError("vultr and dumps settings are only read with type vultr: remove them, or set the type")
         return self
+
+    @property
+    def external(self) -> bool:
+        """The state lives outside the servers, which reach it with an endpoint (and CA) from their sticks."""
+        return self.type in ("postgres", "vultr")

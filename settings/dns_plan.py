@@ -31,6 +31,10 @@ class RuntimeName:
     via_rfc2136: bool
 
 
+def in_zone(name: str, zone: str) -> bool:
+    return name == zone or name.endswith(f".{zone}")
+
+
 def deploy_records(settings: Settings) -> list[Record]:
     """A records that Pulumi manages: static nodes, and the API server's name on static servers."""
     dns = settings.dns
@@ -45,7 +49,7 @@ def deploy_records(settings: Settings) -> list[Record]:
     api = settings.api_server
     servers = tuple(sorted(str(n.address.ip) for n in settings.servers if n.address is not None))
     names = {r.name for r in records}
-    if servers and api not in names and api.endswith(f".{dns.rfc2136.zone}"):
+    if servers and api not in names and in_zone(api, dns.rfc2136.zone):
         records.append(Record(api, "A", servers, ttl))
     return records
 
@@ -79,6 +83,21 @@ def runtime_names(settings: Settings, node: Node) -> list[RuntimeName]:
     if node.role == "server":
         names.append(name(dns.primary_record, True, namecheap, rfc2136))
     return names
+
+
+def datastore_record(settings: Settings) -> str | None:
+    """The datastore's DNS name, when `pulumi up` keeps its A record (dns.rfc2136 serves the zone it is in)."""
+    vultr = settings.datastore.vultr
+    rfc2136 = settings.dns.rfc2136 if settings.dns is not None else None
+    if vultr is None or vultr.dns_name is None or rfc2136 is None or not in_zone(vultr.dns_name, rfc2136.zone):
+        return None
+    return vultr.dns_name
+
+
+def taken_names(settings: Settings) -> set[str]:
+    """Every name whose record ephemeros keeps for the nodes and the API server, at deploy time or at run time."""
+    runtime = {n.fqdn for node in settings.nodes for n in runtime_names(settings, node)}
+    return {r.name for r in deploy_records(settings)} | runtime | {settings.fqdn(n) for n in settings.nodes}
 
 
 def needs_dns_updater(settings: Settings) -> bool:

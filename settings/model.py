@@ -245,7 +245,9 @@ class Rotation(Model):
         default=0, ge=0, description="generation of the Vultr datastore's k3s password (changed in place)"
     )
     cluster_ca: int = Field(
-        default=0, ge=0, description="generation of the cluster's CAs (see README: rotating the cluster CA)"
+        default=0,
+        ge=0,
+        description="generation of the cluster's CAs (README, The cluster's identity: how a rotation is done)",
     )
     admin_kubeconfig: int = Field(default=0, ge=0, description="generation of the admin kubeconfig's certificate")
 

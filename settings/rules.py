@@ -9,7 +9,8 @@ from ipaddress import IPv4Address, ip_address
 import yaml
 
 from settings.credentials import Credentials
-from settings.heartbeat_plan import MAX_CHECK_NAME, cluster_check, node_check, uses_healthchecks
+from settings.dns_plan import datastore_record, in_zone, taken_names
+from settings.heartbeat_plan import MAX_CHECK_NAME, cluster_check, dumps_check, node_check, uses_healthchecks
 from settings.model import Settings
 
 # Kernel arguments that the boot script sets itself; a node may not override them.
@@ -163,38 +164,41 @@ def _check_name_problems(settings: Settings) -> list[str]:
                 f"nodes[{i}] (node {node.hostname}).hostname: its check would be named {name} ({len(name)} "
                 f"characters), and healthchecks takes at most {MAX_CHECK_NAME}: shorten the host name or domain"
             )
-    cluster = cluster_check(settings)
-    if cluster is not None and len(cluster.name) > MAX_CHECK_NAME:
-        problems.append(
-            f"heartbeat.clusterCheck: the cluster's check would be named {cluster.name!r} ({len(cluster.name)} "
-            f"characters), and healthchecks takes at most {MAX_CHECK_NAME}: shorten clusterName or domain"
-        )
+    for key, what, check in (
+        ("heartbeat.clusterCheck", "the cluster's check", cluster_check(settings)),
+        ("datastore.dumps", "the dumps' check", dumps_check(settings)),
+    ):
+        if check is not None and len(check.name) > MAX_CHECK_NAME:
+            problems.append(
+                f"{key}: {what} would be named {check.name!r} ({len(check.name)} characters), and healthchecks "
+                f"takes at most {MAX_CHECK_NAME}: shorten clusterName or domain"
+            )
     return problems
 
 
 def _datastore_problems(settings: Settings, credentials: Credentials, servers: int) -> list[str]:
     kind = settings.datastore.type
+    problems = []
     if kind == "sqlite" and servers > 1:
-        return [
+        problems.append(
             f"datastore.type: sqlite serves exactly one server, and {servers} nodes are servers: "
             "use etcd (3, 5, ... servers) or postgres, or make the others agents"
-        ]
+        )
     if kind == "etcd" and (servers < 3 or servers % 2 == 0):
-        return [
+        problems.append(
             f"datastore.type: embedded etcd needs an odd number of servers, at least 3, and {servers} are given: "
             "add or remove servers, or use postgres (any number) or sqlite (one)"
-        ]
+        )
     if kind == "postgres" and not credentials.datastore_endpoint:
-        return [
+        problems.append(
             "datastoreEndpoint: datastore.type is postgres but no endpoint is set: "
             "pulumi config set --secret datastoreEndpoint postgres://user:password@host:5432/k3s"
-        ]
+        )
     if kind != "postgres" and credentials.datastore_endpoint:
-        return [
+        problems.append(
             f"datastoreEndpoint: is set but datastore.type is {kind}: set datastore.type to postgres, "
             "or remove it with `pulumi config rm datastoreEndpoint`"
-        ]
-    problems = []
+        )
     dumps = settings.datastore.dumps is not None
     needs = {  # credential: (needed, value, what needs it)
         "vultrApiKey": (kind == "vultr", credentials.vultr_api_key, "datastore.type vultr"),
@@ -207,41 +211,40 @@ def _datastore_problems(settings: Settings, credentials: Credentials, servers: i
         if value and not needed:
             problems.append(f"{key}: is set, but only {what} uses it: configure that, or `pulumi config rm {key}`")
     vultr = settings.datastore.vultr
-    dns = settings.dns
-    if vultr is not None and vultr.dns_name is not None and dns is not None and dns.rfc2136 is not None:
-        zone = dns.rfc2136.zone
-        if vultr.dns_name != zone and not vultr.dns_name.endswith(f".{zone}"):
-            problems.append(
-                f"datastore.vultr.dnsName: {vultr.dns_name} is not in zone {zone}, so no record is kept for it: "
-                "choose a name in the zone, or keep its record yourself"
-            )
+    if vultr is not None and vultr.dns_name is not None and vultr.dns_name in taken_names(settings):
+        problems.append(
+            f"datastore.vultr.dnsName: {vultr.dns_name} is already the name of a node or of the API server, whose "
+            "record ephemeros keeps too: give the datastore a name of its own"
+        )
     return problems
 
 
 def _heartbeat_problems(settings: Settings, credentials: Credentials) -> list[str]:
     heartbeat = settings.heartbeat
+    provider = heartbeat.provider if heartbeat is not None else None
+    problems = [
+        f"{key}: is set, but only heartbeat.provider {user} uses it: configure that, or `pulumi config rm {key}`"
+        for key, value, user in (
+            ("healthchecksApiKey", credentials.healthchecks_api_key, "healthchecks"),
+            ("heartbeatUrls", credentials.heartbeat_urls, "urls"),
+        )
+        if value and provider != user
+    ]
     if heartbeat is None:
-        return [
-            f"{key}: is set but heartbeat is not configured: add heartbeat settings, or remove it with "
-            f"`pulumi config rm {key}`"
-            for key, value in (
-                ("healthchecksApiKey", credentials.healthchecks_api_key),
-                ("heartbeatUrls", credentials.heartbeat_urls),
-            )
-            if value
-        ]
-    if heartbeat.cluster_check and heartbeat.provider != "healthchecks":
-        return ["heartbeat.clusterCheck: needs heartbeat.provider healthchecks, which makes the cluster's check"]
-    if heartbeat.provider == "healthchecks" and not credentials.healthchecks_api_key:
-        return [
+        return problems
+    if heartbeat.cluster_check and provider != "healthchecks":
+        problems.append(
+            "heartbeat.clusterCheck: needs heartbeat.provider healthchecks, which makes the cluster's check"
+        )
+    if provider == "healthchecks" and not credentials.healthchecks_api_key:
+        problems.append(
             "healthchecksApiKey: heartbeat.provider is healthchecks but no API key is set: "
             "pulumi config set --secret healthchecksApiKey <project read-write key>"
-        ]
-    if heartbeat.provider == "urls":
+        )
+    if provider == "urls":
         hostnames = {n.hostname for n in settings.nodes}
         missing = sorted(hostnames - credentials.heartbeat_urls.keys())
         extra = sorted(credentials.heartbeat_urls.keys() - hostnames)
-        problems = []
         if missing:
             problems.append(
                 f"heartbeatUrls: no ping URL for {', '.join(missing)}: "
@@ -249,8 +252,7 @@ def _heartbeat_problems(settings: Settings, credentials: Credentials) -> list[st
             )
         if extra:
             problems.append(f"heartbeatUrls: {', '.join(extra)} is not a node: remove it")
-        return problems
-    return []
+    return problems
 
 
 def _dns_problems(settings: Settings, credentials: Credentials) -> list[str]:
@@ -312,11 +314,16 @@ def cluster_warnings(settings: Settings) -> list[str]:
     if dns is not None and dns.rfc2136 is not None:
         fqdns = {settings.fqdn(n) for n in settings.nodes}
         static_servers = [n for n in settings.servers if n.address is not None]
-        in_zone = settings.api_server.endswith(f".{dns.rfc2136.zone}")
-        if in_zone and settings.api_server not in fqdns and not static_servers:
+        if in_zone(settings.api_server, dns.rfc2136.zone) and settings.api_server not in fqdns and not static_servers:
             warnings.append(
                 f"apiServerAddress {settings.api_server} gets no DNS record: no server has a static address; "
                 "give servers addresses, or leave apiServerAddress unset to use the first server's name"
+            )
+        vultr = settings.datastore.vultr
+        if vultr is not None and vultr.dns_name is not None and datastore_record(settings) is None:
+            warnings.append(
+                f"datastore.vultr.dnsName {vultr.dns_name} is not in zone {dns.rfc2136.zone}, so pulumi up keeps no "
+                "record for it: servers connect to that name, so point it at the datastore's address yourself"
             )
     if settings.kube_vip is not None and not any(n.address for n in settings.servers):
         warnings.append(

@@ -150,6 +150,8 @@ def _doc_type(annotation: Any) -> str:
         return "object"
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return " \\| ".join(f"`{member.value}`" for member in annotation)
+    if annotation is Any:
+        return "any YAML value"
     return SCALARS.get(annotation, "string")
 
 

@@ -1,13 +1,16 @@
-"""Pre-flight checks of the machine that runs Pulumi, before any resource is declared: the boot programs sticks
-are built from, the DNS updater nodes download, and every stick device the stack names (so that `pulumi preview`
-already shows a device that would be refused). Each problem names its key; all are reported at once."""
+"""Pre-flight checks of the machine that runs Pulumi, before any resource is declared: the boot programs sticks are
+built from, the programs nodes download (the DNS updater, the etcd rejoin), every stick device the stack names
+(so that `pulumi preview` already shows a device that would be refused), and, with kubernetes.manage, that the
+cluster's API answers. Each problem names its key; all are reported at once."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from base import stick_layout as B
+from base.node_layout import K3S_API_PORT
 from base.problems import Problems
 from bootmedia.bootloader import BootFiles, BootloaderError, check_bootloader
 from bootmedia.device import DeviceRefused, System, check_target
@@ -33,8 +36,11 @@ class Machine:
 
 
 def _is_elf(path: Path) -> bool:
-    with path.open("rb") as program:
-        return program.read(4) == b"\x7fELF"
+    try:
+        with path.open("rb") as program:
+            return program.read(4) == b"\x7fELF"
+    except OSError:  # unreadable: reported as missing or not a program
+        return False
 
 
 def _node_program(project_dir: Path, setting: str, path: str, source: str) -> Path:
@@ -58,9 +64,32 @@ def check_dns_updater(settings: Settings, project_dir: Path) -> Path:
     return _node_program(project_dir, "dns.rfc2136.updater", rfc2136.updater, "dnsupdate")
 
 
-def check_machine(settings: Settings, project_dir: Path, system: System | None = None) -> Machine:
+API_TIMEOUT = 5.0  # seconds to wait for the cluster's API to accept a connection
+
+
+def check_kubernetes_api(host: str, port: int) -> str | None:
+    """With kubernetes.manage, Pulumi applies the add-ons through the cluster's API: a problem if it does not even
+    accept a connection (refusing here, rather than planning the add-ons' deletion or failing halfway)."""
+    try:
+        with socket.create_connection((host, port), timeout=API_TIMEOUT):
+            return None
+    except OSError as error:
+        return (
+            f"{NAMESPACE}:kubernetes.manage: the cluster's API at {host}:{port} does not answer ({error}), and "
+            "Pulumi applies the add-ons through it. For a new cluster: pulumi up with kubernetes.manage false (it "
+            "makes the sticks), boot the servers, then set it to true. A cluster that is down keeps its add-ons: "
+            "run pulumi up again once it answers"
+        )
+
+
+def check_machine(
+    settings: Settings, project_dir: Path, system: System | None = None, api_port: int = K3S_API_PORT
+) -> Machine:
     """Run every check; raises PreflightError listing all problems."""
     problems: list[str] = []
+    if settings.kubernetes.manage:
+        unreachable = check_kubernetes_api(settings.api_server, api_port)
+        problems += [unreachable] if unreachable else []
     boot_files: BootFiles | None = None
     try:
         boot_files = check_bootloader(settings.bootloader, project_dir)

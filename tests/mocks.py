@@ -8,7 +8,7 @@ from typing import Any, TypeVar, cast
 import pulumi
 
 from harness.pulumi_project import SECRET_MARKER, SECRET_SIG
-from pki.x509 import new_key, public_key_pem
+from pki.x509 import new_key
 from providers.certificate import CertificateProvider
 
 KEYS: dict[str, str] = {}
@@ -44,7 +44,7 @@ class Recorder(pulumi.runtime.Mocks):
             outputs["pingUrl"] = f"https://hc.example.net/ping/uuid-of-{args.name}"
         if args.typ.endswith(":PrivateKey"):  # real keys, as the provider makes them (one of each kind, reused)
             pem = KEYS.setdefault(args.inputs["kind"], new_key(args.inputs["kind"]))
-            outputs |= {"pem": pem, "publicPem": public_key_pem(pem)}
+            outputs["pem"] = pem
         if args.typ.endswith(":Certificate"):  # real certificates, made by the provider itself
             outputs = CertificateProvider().create(unwrapped(args.inputs)).outs or {}
         return f"{args.name}-id", outputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -18,7 +19,7 @@ from base import stick_layout as B
 from base.envfile import env_file
 from bootmedia.boot_script import boot_script, syslinux_config
 from bootmedia.bootloader import BootFiles, BootloaderError, check_bootloader, check_ipxe_efi, check_ipxe_lkrn
-from bootmedia.image import ImageSpec, build_image
+from bootmedia.image import SECRETS_DATA_LIMIT, ImageError, ImageSpec, build_image
 from bootmedia.secret_files import GeneratedSecrets, secret_files
 from harness.stack import REPO, SECRET_VALUES, full_settings, node_named, secret_keys, stack_settings, to_raw
 from harness.stick import extract
@@ -245,6 +246,21 @@ def test_image_layout_and_contents(tmp_path: Path, boot_files: BootFiles) -> Non
         assert dumped.stdout == content
     assert not (tmp_path / f".{image.name}").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["esp.img", "node1.img", "secrets.img"]  # no leftovers
+
+
+def test_many_files_fit_up_to_the_data_limit_and_more_is_refused(tmp_path: Path, boot_files: BootFiles) -> None:
+    loaded = load(stack_settings("dev"))
+    spec = spec_for(loaded, "node0", boot_files)
+    count = 60  # a server with every feature and many add-ons' secret values carries a few dozen
+    files = {f"addon-chart{i}-values.yaml": "x" * (SECRETS_DATA_LIMIT // count - 64) + "\n" for i in range(count)}
+    build_image(tmp_path / "full.img", dataclasses.replace(spec, secret_files=files))
+    secrets = extract(tmp_path / "full.img", B.SECRETS_START, B.SECRETS_SIZE, tmp_path / "secrets.img")
+    listing = subprocess.run(["debugfs", "-R", "ls -p /", str(secrets)], capture_output=True, text=True, check=True)
+    assert {line.split("/")[5] for line in listing.stdout.splitlines() if line.count("/") > 5} >= set(files)
+
+    files["addon-big-values.yaml"] = "x" * 200_000
+    with pytest.raises(ImageError, match=r"holds 3072 KiB, and its files take \d+ KiB \(the largest: addon-big"):
+        build_image(tmp_path / "over.img", dataclasses.replace(spec, secret_files=files))
 
 
 def test_same_inputs_give_the_same_image_and_a_rotated_secret_another(tmp_path: Path, boot_files: BootFiles) -> None:

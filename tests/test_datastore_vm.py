@@ -151,13 +151,17 @@ def test_a_dump_goes_to_the_bucket_and_restores_with_the_same_rows(world: Datast
     assert len(dumps) == 2, dumps  # keep.hourly is 2: the oldest was pruned
 
     latest = dumps[-1].split("/")[-1]
+    # As the README says to restore, into a database that the k3s role owns, as a new VM has it.
     world.ssh(
-        "set -euo pipefail; set -a; . /etc/ephemeros/dumps.env; set +a; "
-        "runuser -u postgres -- createdb restored; "
-        f"rclone cat dumps:{BUCKET}/{PREFIX}hourly/{latest} | runuser -u postgres -- pg_restore --no-owner -d restored"
+        f"set -euo pipefail; set -a; . {D.DUMPS_ENV}; set +a; "
+        f"runuser -u postgres -- createdb -O {D.ROLE} restored; "
+        f"rclone cat dumps:{BUCKET}/{PREFIX}hourly/{latest} "
+        f"| runuser -u postgres -- pg_restore --no-owner --role={D.ROLE} -d restored"
     )
     count = "SELECT count(*), max(id) FROM kine"
-    original = world.ssh(f"runuser -u postgres -- psql -tA -d k3s -c '{count}'").stdout
+    original = world.ssh(f"runuser -u postgres -- psql -tA -d {D.DATABASE} -c '{count}'").stdout
     restored = world.ssh(f"runuser -u postgres -- psql -tA -d restored -c '{count}'").stdout
     assert restored == original
     assert int(original.split("|")[0]) > 0
+    owner = "SELECT tableowner FROM pg_tables WHERE tablename = 'kine'"
+    assert world.ssh(f'runuser -u postgres -- psql -tA -d restored -c "{owner}"').stdout.strip() == D.ROLE

@@ -16,7 +16,7 @@ from pulumi.dynamic import Config, ConfigureRequest, CreateResult, ReadResult, U
 from base import node_layout as L
 from ignition.render import render_template
 from providers import healthchecks
-from providers.healthchecks import HealthchecksError, HeartbeatCheckProvider
+from providers.healthchecks import ApiKey, HealthchecksApi, HealthchecksError, HeartbeatCheckProvider
 from tests.fakes.healthchecks import Account, FakeHealthchecks, Project, running
 
 
@@ -239,6 +239,16 @@ def test_an_unreachable_api_fails_without_quoting_the_checks_uuid(fake: FakeHeal
     with pytest.raises(HealthchecksError, match=r"GET http://127\.0\.0\.1:\d+/api/v3/checks/ failed") as raised:
         HeartbeatCheckProvider().read("node1", {**created, "apiUrl": closed})
     assert created["uuid"] not in str(raised.value)
+
+
+def test_an_unreachable_channels_list_is_named_as_it_is(project: Project) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(HealthchecksError) as raised:
+        HealthchecksApi(closed, ApiKey.stored(project.api_key)).channel_ids("node1", "email")
+    assert f"GET {closed}/api/v3/channels/ failed" in str(raised.value)
+    assert "<check>" not in str(raised.value)  # nothing to hide in the channels' URL
 
 
 # --- what a real Healthchecks server showed -----------------------------------------------------------------

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pulumi
+import pytest
 
 from base.build_layout import BuildDir
 from bootmedia.bootloader import check_bootloader
@@ -17,6 +19,7 @@ from harness.pulumi_project import SECRET_MARKER, SECRET_SIG
 from harness.stack import REPO, SECRET_VALUES, full_settings, secret_keys, to_raw
 from ignition.render import to_ignition, to_json
 from settings import load_settings
+from stack.preflight import PreflightError, check_machine
 from tests.mocks import Recorder, mock_test, unwrapped
 
 
@@ -179,6 +182,23 @@ def make_cluster_with_addons(manage: bool) -> Cluster:
     loaded = load_settings(to_raw(doc), secret_keys(secret | {"addonValues"}))
     boot_files = check_bootloader(loaded.settings.bootloader, REPO)
     return Cluster("lab", ClusterArgs(loaded.settings, loaded.credentials, boot_files, BuildDir(Path("build/test"))))
+
+
+def test_kubernetes_manage_needs_the_clusters_api_to_answer() -> None:
+    doc, secret = full_settings()
+    doc["kubernetes"] = {"manage": True}
+    doc["apiServerAddress"] = "127.0.0.1"
+    settings = load_settings(to_raw(doc), secret_keys(secret)).settings
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        check_machine(settings, REPO, api_port=port)  # the API answers: no problem
+    with pytest.raises(PreflightError) as refused:
+        check_machine(settings, REPO, api_port=port)  # nothing listens there any more
+    (problem,) = refused.value.problems
+    assert problem.startswith("ephemeros:kubernetes.manage: the cluster's API at 127.0.0.1:")
+    assert "pulumi up with kubernetes.manage false" in problem
 
 
 @mock_test

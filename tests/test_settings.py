@@ -9,6 +9,8 @@ import pytest
 
 from harness.stack import SECRET_VALUES, base_settings, edited, full_settings, secret_keys, to_raw
 from settings import LoadedSettings, SettingsError, load_settings
+from settings.addons import secret_looking
+from settings.dns_plan import datastore_record
 
 Doc = dict[str, Any]
 VULTR_SOURCE = "203.0.113.7/32"
@@ -320,6 +322,48 @@ BAD_CONFIGS: list[tuple[str, Callable[[Doc], None], set[str], str, str]] = [
         "holds a Secret",
     ),
     (
+        "addon-credentials-in-a-list",
+        setting("addons", {"charts": [dict(CHART, values={"auth": {"passwords": ["one", "two"]}})]}),
+        set(),
+        "ephemeros:addons.charts[0].values",
+        "values.auth.passwords looks like a credential",
+    ),
+    (
+        "addon-credential-in-an-environment-variable",
+        setting(
+            "addons",
+            {"charts": [dict(CHART, values={"extraEnv": [{"name": "DB_PASSWORD", "value": "hunter2"}]})]},
+        ),
+        set(),
+        "ephemeros:addons.charts[0].values",
+        "values.extraEnv[0].value looks like a credential",
+    ),
+    (
+        "addon-manifest-with-a-secret-in-a-list",
+        setting(
+            "addons",
+            {
+                "manifests": [
+                    {
+                        "name": "creds",
+                        "content": "apiVersion: v1\nkind: List\nmetadata: {}\nitems:\n- apiVersion: v1\n"
+                        "  kind: Secret\n  metadata:\n    name: x\n",
+                    }
+                ]
+            },
+        ),
+        set(),
+        "ephemeros:addons.manifests[0].content",
+        "holds a Secret",
+    ),
+    (
+        "addon-values-nested-instead-of-yaml-text",
+        setting("addonValues", {"web": {"auth": {"password": "hunter2"}}}),
+        {"addonValues"},
+        "ephemeros:addonValues",
+        "must be a map of a chart's name (addons.charts[].name) to the YAML text",
+    ),
+    (
         "addon-values-for-no-chart",
         setting("addonValues", {"nope": "a: 1"}),
         {"addonValues"},
@@ -419,6 +463,53 @@ BAD_CONFIGS: list[tuple[str, Callable[[Doc], None], set[str], str, str]] = [
         {"vultrApiKey"},
         "ephemeros:dumpsSecretAccessKey",
         "datastore.dumps needs it",
+    ),
+    (
+        "dumps-check-name-too-long",
+        all_of(
+            setting("domain", f"{'a' * 40}.{'b' * 39}"),  # the nodes' names fit; the dumps' check's does not
+            setting("heartbeat", {"provider": "healthchecks"}),
+            setting("healthchecksApiKey", SECRET_VALUES["healthchecksApiKey"]),
+            setting(
+                "datastore",
+                {
+                    "type": "vultr",
+                    "vultr": {"region": "ams", "allowedSources": [VULTR_SOURCE]},
+                    "dumps": {"endpoint": "https://s3.eu-central-003.backblazeb2.com", "bucket": "lab-dumps"},
+                },
+            ),
+        ),
+        {"healthchecksApiKey"},
+        "ephemeros:datastore.dumps",
+        "the dumps' check would be named",
+    ),
+    (
+        "healthchecks-key-for-the-urls-provider",
+        all_of(
+            setting("heartbeat", {"provider": "urls"}),
+            setting("healthchecksApiKey", SECRET_VALUES["healthchecksApiKey"]),
+        ),
+        {"healthchecksApiKey"},
+        "ephemeros:healthchecksApiKey",
+        "only heartbeat.provider healthchecks uses it",
+    ),
+    (
+        "datastore-named-like-a-node",
+        all_of(
+            setting("dns", {"rfc2136": {"server": "10.0.0.53", "zone": "lab.ephemeros.test", "keyName": "k"}}),
+            setting("dnsTsigSecret", SECRET_VALUES["dnsTsigSecret"]),
+            setting("vultrApiKey", SECRET_VALUES["vultrApiKey"]),
+            setting(
+                "datastore",
+                {
+                    "type": "vultr",
+                    "vultr": {"region": "ams", "allowedSources": [VULTR_SOURCE], "dnsName": "node0.lab.ephemeros.test"},
+                },
+            ),
+        ),
+        {"dnsTsigSecret", "vultrApiKey"},
+        "ephemeros:datastore.vultr.dnsName",
+        "is already the name of a node or of the API server",
     ),
     (
         "vultr-settings-without-the-type",
@@ -616,3 +707,32 @@ def test_postgres_accepts_any_number_of_servers() -> None:
     make_servers(2, "postgres")(doc)
     doc["datastoreEndpoint"] = SECRET_VALUES["datastoreEndpoint"]
     assert len(load(doc, {"datastoreEndpoint"}).settings.servers) == 2
+
+
+def test_values_that_only_name_a_credential_or_are_flags_are_public() -> None:
+    values = {
+        "auth": {"existingSecret": "db-auth", "secretName": "tls", "tokenRef": "t", "enabled": True},
+        "serviceAccount": {"automountServiceAccountToken": False},
+        "extraEnv": [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {}}}],
+        "password": "",
+    }
+    assert secret_looking(values) == []
+
+
+def datastore_named(dns_name: str) -> LoadedSettings:
+    doc = base_settings()
+    doc["dns"] = {"rfc2136": {"server": "10.0.0.53", "zone": "lab.ephemeros.test", "keyName": "k"}}
+    doc["dnsTsigSecret"] = SECRET_VALUES["dnsTsigSecret"]
+    doc["vultrApiKey"] = SECRET_VALUES["vultrApiKey"]
+    doc["datastore"] = {"type": "vultr", "vultr": {"region": "ams", "allowedSources": [VULTR_SOURCE]}}
+    doc["datastore"]["vultr"]["dnsName"] = dns_name
+    return load(doc, {"dnsTsigSecret", "vultrApiKey"})
+
+
+def test_the_datastores_name_gets_a_record_only_in_the_zone() -> None:
+    inside = datastore_named("db.lab.ephemeros.test")
+    assert datastore_record(inside.settings) == "db.lab.ephemeros.test"
+    assert not any("dnsName" in w for w in inside.warnings)
+    outside = datastore_named("db.elsewhere.test")
+    assert datastore_record(outside.settings) is None
+    assert any(w.startswith("datastore.vultr.dnsName db.elsewhere.test is not in zone") for w in outside.warnings)

@@ -14,6 +14,7 @@ import requests
 
 from providers.vultr import api
 from providers.vultr.api import VultrApi, VultrError
+from providers.vultr.instance import InstanceProps, InstanceProvider
 from tests.fakes.vultr import Account, FakeVultr, running
 
 DEBIAN = "Debian 12 x64 (bookworm)"
@@ -198,7 +199,7 @@ def test_a_wrong_key_fails_with_the_401_hint(fake: FakeVultr, account: Account) 
     stranger = VultrApi(api_url=fake.url, api_key=wrong)
     with pytest.raises(VultrError, match=r"answered 401: You did not supply valid authentication credentials\.") as e:
         stranger.instance("cb676a46-66fd-4dfb-b839-443f2e6c0b60")
-    assert "the API key is wrong, or this machine's IP address is not in the API key's Access Control list" in str(
+    assert "the API key, vultrApiKey, is wrong, or this machine's IP address is not in the API key's Access" in str(
         e.value
     )
     assert wrong not in str(e.value)
@@ -294,3 +295,36 @@ def test_an_unreachable_api_fails_naming_the_call(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(VultrError, match=r"POST /v2/instances failed: .*Max retries exceeded") as raised:
         VultrApi(api_url=closed, api_key=key).post("/instances", {"region": "ewr"})
     assert key not in str(raised.value)
+
+
+def instance_props(fake: FakeVultr, account: Account, **changes: Any) -> dict[str, Any]:
+    props = InstanceProps(
+        api_url=fake.url,
+        api_key=account.api_key,
+        region="ewr",
+        plan="vc2-1c-1gb",
+        os=DEBIAN,
+        hostname="lab-datastore",
+        label="ephemeros lab datastore",
+        tags=("ephemeros",),
+        user_data=base64.b64encode(b"#cloud-config\n").decode(),
+        user_data_digest="0" * 64,
+        backups=False,
+        backup_type="daily",
+        backup_hour=3,
+        backup_day_of_week=0,
+        backup_day_of_month=0,
+        firewall_group_id="",
+        reserved_ip_id="",
+        certificate_names=(),
+    )
+    return {**props.to_props(), **changes}
+
+
+def test_a_vm_vultr_refuses_names_the_settings_to_check(fake: FakeVultr, account: Account) -> None:
+    with pytest.raises(VultrError, match=r"Invalid plan chosen\.: Vultr refused the VM as configured; check "
+                       r"ephemeros:datastore\.vultr\.region and plan"):  # fmt: skip
+        InstanceProvider().create(instance_props(fake, account, plan="vc2-no-such-plan"))
+    with pytest.raises(VultrError, match=r"^ephemeros:datastore\.vultr\.os: Vultr offers no operating system"):
+        InstanceProvider().create(instance_props(fake, account, os="Debian 99"))
+    assert fake.instances() == []

@@ -8,16 +8,15 @@ from pulumi.dynamic import ConfigureRequest, ResourceProvider
 
 from providers.configured import configured_credential
 from providers.props import SECRET, Props
-from providers.vultr.api import VultrApi
+from providers.vultr.api import API_KEY_SETTING, VultrApi
 
-API_KEY_SETTING = "vultrApiKey"
 NOT_COMPARED = ("api_key",)  # a new key alone changes nothing at Vultr; refresh and delete use the configured one
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class VultrProps(Props):
     api_url: str
-    api_key: str = dataclasses.field(metadata=SECRET)
+    api_key: str = dataclasses.field(repr=False, metadata=SECRET)
 
     def api(self) -> VultrApi:
         return VultrApi(api_url=self.api_url, api_key=self.api_key)

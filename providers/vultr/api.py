@@ -27,6 +27,7 @@ from providers.http import retrying_session
 from providers.props import ProviderError
 
 API_URL = "https://api.vultr.com"
+API_KEY_SETTING = "vultrApiKey"
 API_ROOT = "/v2"
 TIMEOUT = 30.0  # seconds per request
 RETRIES = 6
@@ -38,8 +39,8 @@ UNASSIGNED_IP = "0.0.0.0"  # noqa: S104 (a value, not a bind) main_ip until the 
 READY = (("status", "active"), ("power_status", "running"), ("server_status", "ok"))
 HINTS = {
     401: (
-        " (the API key is wrong, or this machine's IP address is not in the API key's Access Control list:"
-        " add its address or subnet in the Vultr customer portal, Account > API > Access Control)"
+        f" (the API key, {API_KEY_SETTING}, is wrong, or this machine's IP address is not in the API key's Access"
+        " Control list: add its address or subnet in the Vultr customer portal, Account > API > Access Control)"
     ),
     403: " (the API key's user lacks the permission this call needs)",
     404: " (no such object in this account: deleted, or never created with this key)",

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
 from providers.props import TypedResource, diff
 from providers.vultr.account import NOT_COMPARED, VultrProps, VultrProvider
@@ -41,6 +41,10 @@ class FirewallRuleProvider(VultrProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff(olds, news, FirewallRuleProps, ignore=NOT_COMPARED, delete_before_replace=True)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Only where the API is, or its key, changed (anything else replaces the rule): nothing to tell Vultr."""
+        return UpdateResult(outs=FirewallRuleProps.from_props(news).to_props())
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         state = FirewallRuleProps.from_props(props)

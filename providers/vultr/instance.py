@@ -23,6 +23,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from providers.props import OUTPUT, SECRET, TypedResource, camel, diff
 from providers.vultr.account import NOT_COMPARED, VultrProps, VultrProvider
 from providers.vultr.api import VultrApi, VultrError, not_ready
+from settings import NAMESPACE
 
 WAIT_SECONDS = 1200.0  # from creation until the VM is active, running and installed
 POLL_SECONDS = 5.0
@@ -46,7 +47,7 @@ class InstanceProps(VultrProps):
     hostname: str
     label: str
     tags: tuple[str, ...]
-    user_data: str = dataclasses.field(metadata=SECRET)  # base64, as the API takes it
+    user_data: str = dataclasses.field(repr=False, metadata=SECRET)  # base64, as the API takes it
     user_data_digest: str
     backups: bool
     backup_type: str
@@ -103,7 +104,7 @@ class InstanceProvider(VultrProvider):
                     failures.append(
                         CheckFailure(
                             key,
-                            f"ephemeros:{setting}: this change would replace the datastore VM, and its database "
+                            f"{NAMESPACE}:{setting}: this change would replace the datastore VM, and its database "
                             f"would be lost with it (from {old!r} to {new!r}). Keep it as it was; or replace the VM "
                             "on purpose: take a dump, then set datastore.vultr.allowReplacement to true and "
                             "unprotect the VM and its address (see README, Replacing the datastore)",
@@ -114,7 +115,10 @@ class InstanceProvider(VultrProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         wanted = InstanceProps.from_props(props)
         api = wanted.api()
-        os_id = api.os_id(wanted.os)
+        try:
+            os_id = api.os_id(wanted.os)
+        except VultrError as error:
+            raise VultrError(f"{NAMESPACE}:datastore.vultr.os: {error}") from None
         body = {
             "region": wanted.region,
             "plan": wanted.plan,
@@ -127,7 +131,17 @@ class InstanceProvider(VultrProvider):
             "firewall_group_id": wanted.firewall_group_id,
             "reserved_ipv4": wanted.reserved_ip_id,
         }
-        instance_id = api.post("/instances", body)["instance"]["id"]
+        try:
+            instance_id = api.post("/instances", body)["instance"]["id"]
+        except VultrError as error:
+            if error.status != 400:
+                raise
+            raise VultrError(
+                f"{error}: Vultr refused the VM as configured; check {NAMESPACE}:datastore.vultr.region and plan "
+                "(a plan is offered in some regions only: GET /v2/plans lists each plan's locations)",
+                status=error.status,
+                api_error=error.api_error,
+            ) from None
         main_ip, ready = _wait(api, instance_id)
         if wanted.backups and ready == "yes":
             api.post(f"/instances/{instance_id}/backup-schedule", wanted.schedule())
