@@ -11,11 +11,11 @@ import pulumi
 
 from base import datastore_layout as D
 from cloudinit.render import DatastoreSecrets, user_data, user_data_base64, user_data_digest
+from components.dns import rfc2136_record
 from components.heartbeat import heartbeat_check
 from pki.x509 import CertificateSpec
 from providers.certificate import Certificate
 from providers.datastore_login import DatastoreLogin
-from providers.dns_record import DnsRecord
 from providers.private_key import PrivateKey
 from providers.random_secret import RandomSecret
 from providers.vultr.firewall_group import FirewallGroup
@@ -169,14 +169,10 @@ class Datastore(pulumi.ComponentResource):
         record = datastore_record(settings)
         if record is not None and rfc2136 is not None and credentials.dns_tsig_secret is not None:
             waits_for.append(
-                DnsRecord(
+                rfc2136_record(
                     f"{name}-dns-{record}",
-                    server=rfc2136.server,
-                    port=rfc2136.port,
-                    zone=rfc2136.zone,
-                    key_name=rfc2136.key_name,
-                    algorithm=rfc2136.algorithm,
-                    secret=credentials.dns_tsig_secret,
+                    rfc2136,
+                    credentials.dns_tsig_secret,
                     name=record,
                     type="A",
                     values=address.apply(lambda ip: (ip,)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -9,7 +10,35 @@ import pulumi
 from providers.dns_record import DnsRecord
 from settings.credentials import Credentials
 from settings.dns_plan import deploy_records
-from settings.model import Settings
+from settings.model import Rfc2136, Settings
+
+
+def rfc2136_record(
+    resource_name: str,
+    rfc2136: Rfc2136,
+    secret: pulumi.Input[str],
+    *,
+    name: str,
+    type: str,
+    values: pulumi.Input[Sequence[str]],
+    ttl: int,
+    opts: pulumi.ResourceOptions,
+) -> DnsRecord:
+    """A DnsRecord kept on the server and zone that `dns.rfc2136` names."""
+    return DnsRecord(
+        resource_name,
+        server=rfc2136.server,
+        port=rfc2136.port,
+        zone=rfc2136.zone,
+        key_name=rfc2136.key_name,
+        algorithm=rfc2136.algorithm,
+        secret=secret,
+        name=name,
+        type=type,
+        values=values,
+        ttl=ttl,
+        opts=opts,
+    )
 
 
 @dataclass(frozen=True)
@@ -31,14 +60,10 @@ class DnsRecords(pulumi.ComponentResource):
         if rfc2136 is None or secret is None:
             raise ValueError("DnsRecords needs dns.rfc2136 and dnsTsigSecret (settings.rules checks both)")
         self.records = {
-            record.name: DnsRecord(
+            record.name: rfc2136_record(
                 f"{name}-{record.name}-{record.type}",
-                server=rfc2136.server,
-                port=rfc2136.port,
-                zone=rfc2136.zone,
-                key_name=rfc2136.key_name,
-                algorithm=rfc2136.algorithm,
-                secret=secret,
+                rfc2136,
+                secret,
                 name=record.name,
                 type=record.type,
                 values=record.values,

@@ -12,6 +12,7 @@ from pki.x509 import new_key
 from providers.certificate import CertificateProvider
 
 KEYS: dict[str, str] = {}
+RESERVED_ADDRESS = "203.0.113.7"  # what a mocked ReservedIp answers
 
 F = TypeVar("F", bound=Callable[..., "pulumi.Output[Any]"])
 mock_test = cast(Callable[[F], F], pulumi.runtime.test)  # Pulumi's decorator is untyped
@@ -45,6 +46,8 @@ class Recorder(pulumi.runtime.Mocks):
         if args.typ.endswith(":PrivateKey"):  # real keys, as the provider makes them (one of each kind, reused)
             pem = KEYS.setdefault(args.inputs["kind"], new_key(args.inputs["kind"]))
             outputs["pem"] = pem
+        if args.typ.endswith(":VultrReservedIp"):
+            outputs["address"] = RESERVED_ADDRESS
         if args.typ.endswith(":Certificate"):  # real certificates, made by the provider itself
             outputs = CertificateProvider().create(unwrapped(args.inputs)).outs or {}
         return f"{args.name}-id", outputs

@@ -15,12 +15,13 @@ import pytest
 from base.build_layout import BuildDir
 from bootmedia.bootloader import check_bootloader
 from components.cluster import Cluster, ClusterArgs
+from components.datastore import Datastore, DatastoreArgs
 from harness.pulumi_project import SECRET_MARKER, SECRET_SIG
 from harness.stack import REPO, SECRET_VALUES, full_settings, secret_keys, to_raw
 from ignition.render import to_ignition, to_json
 from settings import load_settings
 from stack.preflight import PreflightError, check_machine
-from tests.mocks import Recorder, mock_test, unwrapped
+from tests.mocks import RESERVED_ADDRESS, Recorder, mock_test, unwrapped
 
 
 def make_cluster() -> Cluster:
@@ -168,6 +169,33 @@ def test_a_check_per_node_the_clusters_check_and_records_for_static_nodes(record
     return pulumi.Output.all(*(node.stick_image for node in cluster.nodes.values())).apply(
         lambda _: pulumi.Output.all(*(n.urn for n in cluster.nodes.values())).apply(check)
     )
+
+
+@mock_test
+def test_the_datastores_name_is_kept_on_the_reserved_address(recorder: Recorder) -> pulumi.Output[Any]:
+    doc, secret = full_settings()
+    doc["dns"] = {"rfc2136": {"server": "10.0.0.53", "zone": "ephemeros.test", "keyName": "ephemeros"}}
+    doc["dnsTsigSecret"] = SECRET_VALUES["dnsTsigSecret"]
+    doc["vultrApiKey"] = SECRET_VALUES["vultrApiKey"]
+    for unused in ("namecheapDdnsPassword", "datastoreEndpoint"):
+        del doc[unused]
+    secret = (secret - {"namecheapDdnsPassword", "datastoreEndpoint"}) | {"dnsTsigSecret", "vultrApiKey"}
+    vultr = {"region": "ams", "allowedSources": ["198.51.100.0/24"], "dnsName": "db.lab.ephemeros.test"}
+    doc["datastore"] = {"type": "vultr", "vultr": {**vultr, "waitForPostgres": False}}
+    loaded = load_settings(to_raw(doc), secret_keys(secret))
+    datastore = Datastore("lab-datastore", DatastoreArgs(loaded.settings, loaded.credentials))
+
+    def check(_: Any) -> None:
+        records = [inputs for _, _, inputs in recorder.of_type(":DnsRecord")]
+        assert [(r["name"], r["type"], r["values"], r["zone"]) for r in records] == [
+            ("db.lab.ephemeros.test", "A", [RESERVED_ADDRESS], "ephemeros.test")
+        ]
+        certificates = {name: inputs for _, name, inputs in recorder.of_type(":Certificate")}
+        server = certificates["lab-datastore-server-certificate"]
+        assert server["ipAddresses"] == [RESERVED_ADDRESS]
+        assert server["dnsNames"] == ["db.lab.ephemeros.test"]
+
+    return datastore.access.endpoint.apply(check)
 
 
 def make_cluster_with_addons(manage: bool) -> Cluster:
