@@ -25,11 +25,17 @@ EFI_APPLICATION = 10
 
 
 class BootloaderError(ValueError):
-    """A boot program is missing or cannot do what the stick needs; `key` is the setting that names it."""
+    """Boot programs that are missing or cannot do what the stick needs, each as (setting that names it, message)."""
 
-    def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        super().__init__(f"ephemeros:bootloader.{key}: {message}")
+    def __init__(self, refusals: list[tuple[str, str]]) -> None:
+        self.refusals = refusals
+        self.keys = [key for key, _ in refusals]
+        self.problems = [f"ephemeros:bootloader.{key}: {message}" for key, message in refusals]
+        super().__init__("\n".join(self.problems))
+
+
+def _refuse(key: str, message: str) -> BootloaderError:
+    return BootloaderError([(key, message)])
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ def _read(key: str, path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
-        raise BootloaderError(key, f"cannot read {path} ({error.strerror}): {GET_IPXE}") from None
+        raise _refuse(key, f"cannot read {path} ({error.strerror}): {GET_IPXE}") from None
 
 
 def check_ipxe_efi(path: Path) -> None:
@@ -70,13 +76,13 @@ def check_ipxe_efi(path: Path) -> None:
     except struct.error:
         signature = b""
     if data[:2] != b"MZ" or signature != b"PE\0\0":
-        raise BootloaderError("ipxeEfi", f"{path} is not an EFI program: {GET_IPXE}")
+        raise _refuse("ipxeEfi", f"{path} is not an EFI program: {GET_IPXE}")
     if machine != PE_MACHINE_X86_64 or magic != PE32_PLUS or subsystem != EFI_APPLICATION:
-        raise BootloaderError("ipxeEfi", f"{path} is not an x86_64 EFI application (e.g. ipxe-amd64.efi)")
+        raise _refuse("ipxeEfi", f"{path} is not an x86_64 EFI application (e.g. ipxe-amd64.efi)")
     if b"iPXE" not in data:
-        raise BootloaderError("ipxeEfi", f"{path} is not iPXE: {GET_IPXE}")
+        raise _refuse("ipxeEfi", f"{path} is not iPXE: {GET_IPXE}")
     if b"autoexec.ipxe" not in data:
-        raise BootloaderError(
+        raise _refuse(
             "ipxeEfi",
             f"{path} is an iPXE too old to run autoexec.ipxe from the stick (Debian bookworm's 2019 build is): "
             + GET_IPXE,
@@ -87,26 +93,41 @@ def check_ipxe_lkrn(path: Path) -> None:
     """iPXE as a Linux kernel image (bzImage), which runs an initrd beginning with #!ipxe as its script."""
     data = _read("ipxeLkrn", path)
     if data[0x202:0x206] != b"HdrS":
-        raise BootloaderError("ipxeLkrn", f"{path} is not a Linux kernel image such as ipxe.lkrn: {GET_IPXE}")
+        raise _refuse("ipxeLkrn", f"{path} is not a Linux kernel image such as ipxe.lkrn: {GET_IPXE}")
+
+
+def _check_syslinux(directory: Path) -> tuple[Path, Path]:
+    gptmbr = directory / "mbr/gptmbr.bin"
+    ldlinux = directory / "modules/bios/ldlinux.c32"
+    missing = [needed for needed in (gptmbr, ldlinux) if not needed.is_file()]
+    if missing:
+        raise _refuse(
+            "syslinuxDir",
+            f"{', '.join(map(str, missing))} missing: install Debian's syslinux-common, or name syslinux's directory",
+        )
+    if gptmbr.stat().st_size != 440:
+        raise _refuse("syslinuxDir", f"{gptmbr} is not syslinux's 440-byte GPT boot code")
+    if shutil.which("syslinux") is None:
+        raise _refuse("syslinuxDir", "the syslinux installer is not on PATH: install Debian's syslinux")
+    return gptmbr, ldlinux
 
 
 def check_bootloader(bootloader: Bootloader, project_dir: Path) -> BootFiles:
-    """Check every boot program named by the `bootloader` setting; relative paths are from the project."""
+    """Check every boot program named by the `bootloader` setting (relative paths are from the project); raises
+    one BootloaderError with every refusal."""
     efi = project_dir / bootloader.ipxe_efi
     lkrn = project_dir / bootloader.ipxe_lkrn
-    check_ipxe_efi(efi)
-    check_ipxe_lkrn(lkrn)
-    syslinux = Path(bootloader.syslinux_dir)
-    gptmbr = syslinux / "mbr/gptmbr.bin"
-    ldlinux = syslinux / "modules/bios/ldlinux.c32"
-    for needed in (gptmbr, ldlinux):
-        if not needed.is_file():
-            raise BootloaderError(
-                "syslinuxDir", f"{needed} is missing: install Debian's syslinux-common, or name syslinux's directory"
-            )
-    if gptmbr.stat().st_size != 440:
-        raise BootloaderError("syslinuxDir", f"{gptmbr} is not syslinux's 440-byte GPT boot code")
-    if shutil.which("syslinux") is None:
-        raise BootloaderError("syslinuxDir", "the syslinux installer is not on PATH: install Debian's syslinux")
+    refusals: list[tuple[str, str]] = []
+    for check, path in ((check_ipxe_efi, efi), (check_ipxe_lkrn, lkrn)):
+        try:
+            check(path)
+        except BootloaderError as error:
+            refusals += error.refusals
+    try:
+        gptmbr, ldlinux = _check_syslinux(Path(bootloader.syslinux_dir))
+    except BootloaderError as error:
+        raise BootloaderError(refusals + error.refusals) from None
+    if refusals:
+        raise BootloaderError(refusals)
     files = BootFiles(efi, lkrn, gptmbr, ldlinux)
     return dataclasses.replace(files, sha256={key: sha256_file(path) for key, path in files.paths().items()})

@@ -94,7 +94,7 @@ def check_machine(
     try:
         boot_files = check_bootloader(settings.bootloader, project_dir)
     except BootloaderError as error:
-        problems.append(str(error))
+        problems += error.problems
     updater: Path | None = None
     if needs_dns_updater(settings):
         try:

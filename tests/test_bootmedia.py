@@ -173,7 +173,7 @@ def test_a_bad_boot_program_is_refused_naming_its_setting(
     bootloader = Bootloader(**{setting: str(bad)})
     with pytest.raises(BootloaderError, match=rf"^ephemeros:bootloader\.{setting}: .*{message}") as raised:
         check_bootloader(bootloader, REPO)
-    assert raised.value.key == setting
+    assert raised.value.keys == [setting]
 
 
 def test_an_arm64_efi_is_refused(tmp_path: Path, boot_files: BootFiles) -> None:
@@ -186,8 +186,23 @@ def test_an_arm64_efi_is_refused(tmp_path: Path, boot_files: BootFiles) -> None:
 
 
 def test_missing_syslinux_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(BootloaderError, match=r"bootloader\.syslinuxDir: .*gptmbr\.bin is missing"):
+    with pytest.raises(BootloaderError, match=r"bootloader\.syslinuxDir: .*gptmbr\.bin, .*ldlinux\.c32 missing"):
         check_bootloader(Bootloader(syslinux_dir=str(tmp_path)), REPO)
+
+
+def test_every_bad_boot_program_is_listed_at_once(tmp_path: Path) -> None:
+    (tmp_path / "not-efi").write_bytes(b"#!/bin/sh\n")
+    bootloader = Bootloader(
+        ipxe_efi=str(tmp_path / "not-efi"), ipxe_lkrn=str(tmp_path / "absent"), syslinux_dir=str(tmp_path)
+    )
+    with pytest.raises(BootloaderError) as raised:
+        check_bootloader(bootloader, REPO)
+    assert raised.value.keys == ["ipxeEfi", "ipxeLkrn", "syslinuxDir"]
+    assert [p.split(":")[1].split(" ")[0] for p in raised.value.problems] == [
+        "bootloader.ipxeEfi",
+        "bootloader.ipxeLkrn",
+        "bootloader.syslinuxDir",
+    ]
 
 
 # --- the image ---------------------------------------------------------------------------------------------

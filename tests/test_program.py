@@ -229,6 +229,24 @@ def test_kubernetes_manage_needs_the_clusters_api_to_answer() -> None:
     assert "pulumi up with kubernetes.manage false" in problem
 
 
+def test_preflight_lists_every_bad_boot_program_with_the_other_problems(tmp_path: Path) -> None:
+    doc, secret = full_settings()
+    doc["kubernetes"] = {"manage": True}
+    doc["apiServerAddress"] = "127.0.0.1"
+    doc["bootloader"] = {"ipxeEfi": str(tmp_path / "absent.efi"), "syslinuxDir": str(tmp_path)}
+    settings = load_settings(to_raw(doc), secret_keys(secret)).settings
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]  # bound, not listening: nothing answers
+        with pytest.raises(PreflightError) as refused:
+            check_machine(settings, REPO, api_port=port)
+    assert [p.split(":")[1].split(" ")[0] for p in refused.value.problems] == [
+        "kubernetes.manage",
+        "bootloader.ipxeEfi",
+        "bootloader.syslinuxDir",
+    ]
+
+
 @mock_test
 def test_kubernetes_manage_applies_the_addons_through_pulumi_kubernetes(recorder: Recorder) -> pulumi.Output[Any]:
     cluster = make_cluster_with_addons(manage=True)
