@@ -11,17 +11,16 @@ and written to build/bench/datastore.json. These are measurements, not tests.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from base import datastore_layout as D
+from bench.report import median_row, write_report
 from harness.datastore_world import datastore_world, stack
 from harness.pulumi_project import PulumiProject
-from harness.stack import REPO, SSH_KEY
+from harness.stack import SSH_KEY
 from tests.fakes.vultr import FakeVultr, running
 
 
@@ -73,11 +72,8 @@ def main() -> None:
     for group in ("ups", "boots"):
         for key in report[group][0] if report[group] else ():
             runs = [run[key] for run in report[group]]
-            print(f"| {key} | {statistics.median(runs):.1f} | {', '.join(f'{s:.1f}' for s in runs)} |")
-    out = REPO / "build/bench/datastore.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten to {out.relative_to(REPO)}")
+            print(median_row(key, runs))
+    write_report("datastore", report)
 
 
 if __name__ == "__main__":

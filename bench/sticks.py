@@ -10,13 +10,13 @@ Results are printed as a table and written to build/bench/sticks.json. These are
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.report import median_row, write_report
 from bootmedia.boot_script import boot_script, syslinux_config
 from bootmedia.bootloader import check_bootloader
 from bootmedia.image import ImageSpec, build_image
@@ -128,11 +128,8 @@ def main() -> None:
     print("|---|---:|---|")
     for firmware, runs in boots.items():
         report["boots"][firmware] = runs
-        print(f"| {firmware} | {statistics.median(runs):.1f} | {', '.join(f'{s:.1f}' for s in runs)} |")
-    out = REPO / "build/bench/sticks.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten to {out.relative_to(REPO)}")
+        print(median_row(firmware, runs))
+    write_report("sticks", report)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.processes import free_port, stop, write_private
 
 NAMED = "/usr/sbin/named"
 
@@ -56,15 +57,8 @@ class Bind:
     def nsupdate(self, commands: str) -> None:
         """Change the zone behind ephemeros' back, with the real `nsupdate`."""
         script = f"server {self.address} {self.port}\nzone {self.zone}\n{commands}\nsend\n"
-        key = f"{self.algorithm}:{self.key_name}:{self.secret}"
-        subprocess.run(["nsupdate", "-v", "-y", key], input=script, text=True, check=True, capture_output=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        key_file = str(self.directory / "update.key")  # the key in a file, not on nsupdate's command line
+        subprocess.run(["nsupdate", "-v", "-k", key_file], input=script, text=True, check=True, capture_output=True)
 
 
 @contextmanager
@@ -75,7 +69,7 @@ def bind_server(zone: str, key_name: str = "ephemeros-test", algorithm: str = "h
     secret = base64.b64encode(os.urandom(32)).decode()
     other_secret = base64.b64encode(os.urandom(32)).decode()
     other_key = f"{key_name}-other"
-    port = _free_port()
+    port = free_port()
     (directory / "named.conf").write_text(
         f"""options {{
     directory "{directory}";
@@ -90,6 +84,9 @@ key "{key_name}" {{ algorithm {algorithm}; secret "{secret}"; }};
 key "{other_key}" {{ algorithm {algorithm}; secret "{other_secret}"; }};
 zone "{zone}" {{ type primary; file "{directory}/zone.db"; allow-update {{ key "{key_name}"; }}; }};
 """
+    )
+    write_private(
+        directory / "update.key", f'key "{key_name}" {{ algorithm {algorithm}; secret "{secret}"; }};\n'.encode()
     )
     (directory / "zone.db").write_text(
         f"""$TTL 300
@@ -109,7 +106,6 @@ ns IN A 127.0.0.1
             time.sleep(0.1)
         yield server
     finally:
-        named.terminate()
-        named.wait(timeout=10)
+        stop(named)
         log.close()
         shutil.rmtree(directory, ignore_errors=True)

@@ -34,7 +34,7 @@ from typing import Any
 
 from harness import apt_repo
 from harness.netns import Lease, Network, dnsmasq, network_namespace
-from harness.processes import stop
+from harness.processes import log_tail, stop
 
 CACHE = apt_repo.CACHE
 BRIDGE = IPv4Interface("10.77.77.1/24")  # inside each run's own namespace, so runs never collide
@@ -225,7 +225,7 @@ def _run_logged(command: Sequence[str], log: Path, **kwargs: Any) -> None:
         output.flush()
         done = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, **kwargs)
     if done.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        tail = log_tail(log.read_text(errors="replace"))
         raise RuntimeError(f"{command[0]} failed ({done.returncode}) building the Debian VM image:\n{tail}")
 
 
@@ -343,7 +343,7 @@ class CloudInitResult:
         if self.log_problems:
             parts.append("cloud-init.log problems:\n" + "".join(f"  {p}\n" for p in self.log_problems[-30:]))
         parts.append(f"cloud-init status --long:\n{self.detail}")
-        parts.append("cloud-init-output.log (end):\n" + "\n".join(self.output.splitlines()[-60:]))
+        parts.append("cloud-init-output.log (end):\n" + log_tail(self.output, 60))
         parts.append("console (end):\n" + self.serial)
         return "\n".join(parts)
 
@@ -355,10 +355,6 @@ def parse_report(text: str) -> dict[str, Any] | None:
         return None
     report: dict[str, Any] = json.loads(base64.b64decode("".join(match.group(1).split())))
     return report
-
-
-def _tail(text: str, lines: int) -> str:
-    return "\n".join(text.splitlines()[-lines:])
 
 
 @dataclass
@@ -391,7 +387,7 @@ class DebianVM:
         if self.qemu.poll() is not None:
             errors = (self.workdir / "qemu.log").read_text(errors="replace")
             raise RuntimeError(
-                f"QEMU exited ({self.qemu.returncode}): {errors}\nconsole:\n{_tail(self.serial_log(), 40)}"
+                f"QEMU exited ({self.qemu.returncode}): {errors}\nconsole:\n{log_tail(self.serial_log(), 40)}"
             )
 
     def wait_for_cloud_init(self, timeout: float = 900) -> CloudInitResult:
@@ -407,7 +403,7 @@ class DebianVM:
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"no cloud-init report {timeout:.0f} s after QEMU started; not in the local repository: "
-                    f"{self.repo.missing() or '-'}\nconsole:\n{_tail(self.serial_log(), 60)}"
+                    f"{self.repo.missing() or '-'}\nconsole:\n{log_tail(self.serial_log(), 60)}"
                 )
             time.sleep(1)
         return self._result
@@ -432,7 +428,7 @@ class DebianVM:
             packages=packages,
             not_installed=tuple(p for p in self.packages if p not in packages),
             missing_from_repo=tuple(self.repo.missing()),
-            serial=_tail(self.serial_log(), 60),
+            serial=log_tail(self.serial_log(), 60),
             seconds=time.monotonic() - self.started,
         )
 
@@ -455,7 +451,7 @@ while True:
             self._check_running()
             raise TimeoutError(
                 f"{self.address}:{port} accepted no connection within {timeout:.0f} s\n"
-                f"console:\n{_tail(self.serial_log(), 60)}"
+                f"console:\n{log_tail(self.serial_log(), 60)}"
             )
         return time.monotonic() - began
 

@@ -44,12 +44,10 @@ class S3Server:
     access_key: str
     secret_key: str
     region: str
-    root_dir: Path  # the backend's directory: one subdirectory per bucket
     log_path: Path
-    scratch: Path
     where: Wrap = _here
 
-    def request(self, method: str, path: str, data: bytes | None = None, query: str = "") -> tuple[int, bytes]:
+    def request(self, method: str, path: str, query: str = "") -> tuple[int, bytes]:
         """Send a SigV4-signed request for `path` (quoted here) and `query` (already encoded) with curl.
 
         The credentials go to curl on its standard input, not in its arguments.
@@ -60,24 +58,19 @@ class S3Server:
             "--header", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
             "--request", method, "--write-out", "%{stderr}\n%{http_code}",
         ]  # fmt: skip
-        with tempfile.NamedTemporaryFile(dir=self.scratch) as body:
-            if data is not None:
-                body.write(data)
-                body.flush()
-                command += ["--header", "Content-Type: application/octet-stream", "--data-binary", f"@{body.name}"]
-            done = subprocess.run(
-                self.where([*command, f"{self.endpoint}{quote(path)}{'?' + query if query else ''}"]),
-                input=f'user = "{self.access_key}:{self.secret_key}"\n'.encode(),
-                capture_output=True,
-                check=False,
-                timeout=60,
-            )
+        done = subprocess.run(
+            self.where([*command, f"{self.endpoint}{quote(path)}{'?' + query if query else ''}"]),
+            input=f'user = "{self.access_key}:{self.secret_key}"\n'.encode(),
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"curl {method} {path} failed: {done.stderr.decode(errors='replace')}")
         return int(done.stderr.decode().splitlines()[-1]), done.stdout
 
-    def _ok(self, method: str, path: str, data: bytes | None = None, query: str = "") -> bytes:
-        status, body = self.request(method, path, data, query)
+    def _ok(self, method: str, path: str, query: str = "") -> bytes:
+        status, body = self.request(method, path, query)
         if not 200 <= status < 300:
             raise S3Error(method, f"{path}?{query}" if query else path, status, body)
         return body
@@ -85,14 +78,8 @@ class S3Server:
     def create_bucket(self, bucket: str) -> None:
         self._ok("PUT", f"/{bucket}")
 
-    def put_object(self, bucket: str, key: str, data: bytes) -> None:
-        self._ok("PUT", f"/{bucket}/{key}", data)
-
     def get_object(self, bucket: str, key: str) -> bytes:
         return self._ok("GET", f"/{bucket}/{key}")
-
-    def delete_object(self, bucket: str, key: str) -> None:
-        self._ok("DELETE", f"/{bucket}/{key}")
 
     def list_buckets(self) -> list[str]:
         listing = ElementTree.fromstring(self._ok("GET", "/"))  # noqa: S314 (our own server's answer)
@@ -158,9 +145,8 @@ def s3_server(
     if shutil.which("curl") is None:
         raise RuntimeError("curl is missing: run `make setup-test` (Debian: curl)")
     directory = Path(tempfile.mkdtemp(prefix="ephemeros-s3-"))
-    root_dir, scratch, log_path = directory / "root", directory / "scratch", directory / "versitygw.log"
+    root_dir, log_path = directory / "root", directory / "versitygw.log"
     root_dir.mkdir()
-    scratch.mkdir()
     port = port or free_port()
     access_key, secret_key = keys or ("EPH" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
     env = os.environ | {"ROOT_ACCESS_KEY": access_key, "ROOT_SECRET_KEY": secret_key}
@@ -174,7 +160,7 @@ def s3_server(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"versitygw did not start:\n{log_tail(log_path.read_text(errors='replace'))}")
             time.sleep(0.1)
-        yield S3Server(endpoint, access_key, secret_key, region, root_dir, log_path, scratch, where)
+        yield S3Server(endpoint, access_key, secret_key, region, log_path, where)
     finally:
         stop(process)
         shutil.rmtree(directory, ignore_errors=True)

@@ -445,19 +445,10 @@ class FakeVultr:
             account, _ = self._find_instance(instance_id)
             self._drop_instance(account, instance_id)
 
-    def finish_boot(self, instance_id: str) -> None:
-        with self.lock:
-            instance = self._find_instance(instance_id)[1]
-            self._advance_to(instance, 2)
-
     def hold_boot(self, instance_id: str) -> None:
         """Keep the instance where it is in its boot (for tests of waiting that times out)."""
         with self.lock:
             self._find_instance(instance_id)[1].held = True
-
-    def reserved_ip(self, reserved_ip_id: str) -> Json:
-        with self.lock:
-            return next(a.reserved_ips[reserved_ip_id] for a in self.accounts if reserved_ip_id in a.reserved_ips)
 
     def firewall_rule(self, group_id: str, rule_id: int) -> Json:
         """The rule's live fields: a test may change them by hand, as in the customer portal."""
@@ -465,10 +456,6 @@ class FakeVultr:
             return next(
                 a.firewall_groups[group_id].rules[rule_id] for a in self.accounts if group_id in a.firewall_groups
             )
-
-    def remove_firewall_rule(self, group_id: str, rule_id: int) -> None:
-        with self.lock:
-            next(a.firewall_groups[group_id] for a in self.accounts if group_id in a.firewall_groups).rules.pop(rule_id)
 
     # --- the door: rate limit, faults, authentication, routing ---------------------------------------------------
 
@@ -518,8 +505,7 @@ class FakeVultr:
             if handler is None:
                 raise ApiError(405, f"Method {method} is not allowed on {path}")  # (chosen)
             return handler(Call(account, match.groups(), query, body))
-        if not public_path(path):
-            self.authenticate(authorization, address)
+        self.authenticate(authorization, address)  # every public path has a route: an unknown one needs a key
         raise ApiError(404, "Not found.")  # (chosen)
 
     # --- instances ----------------------------------------------------------------------------------------------
@@ -1011,10 +997,6 @@ class FakeVultr:
         self._ssh_key(call)
         del call.owner.ssh_keys[call.args[0]]
         return 204, None
-
-
-def public_path(path: str) -> bool:
-    return path in ("/v2/os", "/v2/regions", "/v2/plans")
 
 
 class _Handler(BaseHTTPRequestHandler):
