@@ -72,7 +72,8 @@ bench-datastore: setup-test
 # The $(STACK) stack's admin kubeconfig, into build/$(STACK)/kubeconfig (mode 0600; never printed).
 kubeconfig: setup stack
 	@mkdir -p build/$(STACK)
-	@umask 077; pulumi stack output kubeconfig --show-secrets --stack $(STACK) > build/$(STACK)/kubeconfig
+	@rm -f build/$(STACK)/kubeconfig; umask 077; \
+		pulumi stack output kubeconfig --show-secrets --stack $(STACK) > build/$(STACK)/kubeconfig
 	@echo "wrote build/$(STACK)/kubeconfig: kubectl --kubeconfig build/$(STACK)/kubeconfig get nodes"
 
 lint: $(VENV)/.dev

@@ -85,6 +85,12 @@ def _manifest(content: str) -> str:
             raise ValueError("every document must be a Kubernetes object with apiVersion, kind and metadata")
         if _holds_a_secret(document):
             raise ValueError("holds a Secret, and manifests are public: give a chart's secret values in addonValues")
+        credentials = secret_looking(document)
+        if credentials:
+            raise ValueError(
+                f"{credentials[0]} looks like a credential, and manifests are public (they go into the servers' "
+                "public Ignition): give it through a chart's secret values in addonValues"
+            )
     return content
 
 

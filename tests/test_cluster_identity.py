@@ -25,6 +25,7 @@ import yaml
 from base import node_layout as L
 from harness.certificates import CertKey, issue, new_ca
 from harness.kube_apiserver import KubeApiServer, kube_apiserver, kubectl
+from harness.processes import write_private
 from harness.pulumi_project import PulumiProject
 from harness.stack import REPO, stack_settings
 from harness.stick import secret_file
@@ -85,10 +86,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     )
     project.run("up", "--yes")
     kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(
-        json.loads(project.run("stack", "output", "kubeconfig", "--json", "--show-secrets", record=False).stdout)
-    )
-    kubeconfig.chmod(0o600)
+    output = project.run("stack", "output", "kubeconfig", "--json", "--show-secrets", record=False).stdout
+    write_private(kubeconfig, json.loads(output).encode())
 
     # What k3s does on a server: its serving certificate, signed by the server CA from the stick, names the VIP.
     server_ca, server_ca_key = server_file(project, "pki-server-ca.crt"), server_file(project, "pki-server-ca.key")
@@ -141,7 +140,7 @@ def test_a_kubeconfig_signed_by_another_ca_is_refused(world: World) -> None:
     user["client-certificate-data"] = base64.b64encode(other.cert).decode()
     user["client-key-data"] = base64.b64encode(other.key).decode()
     forged = world.workdir / "forged-kubeconfig"
-    forged.write_text(yaml.safe_dump(config))
+    write_private(forged, yaml.safe_dump(config).encode())
     refused = kubectl(forged, f"--server={world.api.url}", f"--tls-server-name={VIP}", "get", "namespaces")
     assert refused.returncode != 0
     assert "Unauthorized" in refused.stderr or "provide credentials" in refused.stderr

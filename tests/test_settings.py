@@ -357,6 +357,24 @@ BAD_CONFIGS: list[tuple[str, Callable[[Doc], None], set[str], str, str]] = [
         "holds a Secret",
     ),
     (
+        "addon-manifest-with-a-credential-in-a-configmap",
+        setting(
+            "addons",
+            {
+                "manifests": [
+                    {
+                        "name": "app",
+                        "content": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n"
+                        "data:\n  password: hunter2\n",
+                    }
+                ]
+            },
+        ),
+        set(),
+        "ephemeros:addons.manifests[0].content",
+        "data.password looks like a credential, and manifests are public",
+    ),
+    (
         "addon-values-nested-instead-of-yaml-text",
         setting("addonValues", {"web": {"auth": {"password": "hunter2"}}}),
         {"addonValues"},

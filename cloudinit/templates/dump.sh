@@ -16,7 +16,8 @@ ping() {
 dump() {
     set -e
     name="k3s-$(date -u +%Y%m%dT%H%M%SZ).dump"
-    runuser -u postgres -- pg_dump --format=custom --dbname={{ D.DATABASE }} | rclone rcat "$folder/$name"
+    # pg_dump runs as postgres with an empty environment: the bucket's keys and the ping URL stay with root.
+    runuser -u postgres -- env -i PATH=/usr/bin:/bin pg_dump --format=custom --dbname={{ D.DATABASE }} | rclone rcat "$folder/$name"
     rclone lsf --files-only "$folder/" | sort | head -n -"$keep" | while read -r old; do
         rclone deletefile "$folder/$old"
     done
