@@ -16,11 +16,14 @@ class BuildDir:
 
     @property
     def ignition(self) -> Path:
-        """Everything served at ignitionBaseUrl: the nodes' configs and the programs they download."""
+        """Everything served at ignitionBaseUrl: the nodes' configs and boot scripts, and the programs they download."""
         return self.root / "ignition"
 
     def ignition_config(self, hostname: str) -> Path:
         return self.ignition / L.config_name(hostname)
+
+    def boot_script(self, hostname: str) -> Path:
+        return self.ignition / L.boot_script_name(hostname)
 
     def stick_image(self, hostname: str) -> Path:
         return self.root / "sticks" / f"{hostname}.img"

@@ -17,10 +17,16 @@ CERTIFICATE: Final = f"{ETC}/server.crt"
 KEY: Final = f"{ETC}/server.key"
 SETUP_SQL: Final = f"{ETC}/setup.sql"  # removed once run
 SETUP_SCRIPT: Final = "/usr/local/sbin/ephemeros-setup"
-DUMPS_ENV: Final = f"{ETC}/dumps.env"  # rclone's remote "dumps" and the heartbeat URL, root 0600
+DUMPS_ENV: Final = f"{ETC}/dumps.env"  # rclone's remote "dumps" and the heartbeat URLs, root 0600
 DUMP_SCRIPT: Final = "/usr/local/sbin/ephemeros-dump"
 RCLONE_REMOTE: Final = "dumps"
 SYSTEMD: Final = "/etc/systemd/system"
+RESTORE_CHECK: Final = "ephemeros-restore-check"  # the weekly proof that the newest dump restores
+RESTORE_CHECK_SCRIPT: Final = f"/usr/local/sbin/{RESTORE_CHECK}"
+RESTORE_CHECK_DATABASE: Final = "ephemeros_restore_check"  # scratch: made, checked and dropped by each run
+METADATA_ADDRESS: Final = "169.254.169.254"  # Vultr's metadata service, which serves the user data
+METADATA_RULES: Final = f"{ETC}/metadata.nft"  # nftables: only root may reach it
+METADATA_UNIT: Final = "ephemeros-metadata-root-only.service"
 READY_MESSAGE: Final = "ephemeros: the datastore is ready"  # the setup script's last line
 
 

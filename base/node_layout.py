@@ -92,6 +92,7 @@ K3S_CONFIG_DROPINS: Final = f"{K3S_CONFIG}.d"  # k3s reads <config>.d/*.yaml aft
 ETCD_DROPIN: Final = f"{K3S_CONFIG_DROPINS}/50-ephemeros-etcd.yaml"  # server: or cluster-init:, made at each boot
 NETWORK_DIR: Final = "/etc/systemd/network"
 CONFIG_DIGEST: Final = "/etc/ephemeros/config-digest"  # sha256 of the rest of the node's Ignition config
+STICK_FILES: Final = "/etc/ephemeros/stick-files"  # with updates: the names of the files the config needs on the stick
 
 # Units.
 K3S_UNIT: Final = "k3s.service"
@@ -106,8 +107,43 @@ DDNS_TIMER: Final = "ddns.timer"
 ETCD_REJOIN_UNIT: Final = "ephemeros-etcd-rejoin.service"
 
 K3S_API_PORT: Final = 6443
+CONTROL_PLANE_LABEL: Final = "node-role.kubernetes.io/control-plane"  # k3s sets it to "true" on every server
+
+# Coordinated reboots (settings.updates): a timer compares what the node booted with what is served for it now and
+# asks kured for a reboot through kured's sentinel file; kured asks the node, through a command, whether it may.
+REBOOT_SENTINEL: Final = "/var/run/reboot-required"  # kured's default; tmpfs on a diskless node: gone after the reboot
+UPDATE_CHECK_SCRIPT: Final = f"{OPT_BIN}/ephemeros-update-check"
+UPDATE_CHECK_UNIT: Final = "ephemeros-update-check.service"
+UPDATE_CHECK_TIMER: Final = "ephemeros-update-check.timer"
+REBOOT_REQUIRED_SCRIPT: Final = f"{OPT_BIN}/ephemeros-reboot-required"  # kured's sentinel command, on the host
+KURED_MANIFEST: Final = f"{K3S_MANIFESTS_DIR}/ephemeros-kured.yaml"
+
+# Image registries (settings.registries): k3s's registries.yaml, assembled before k3s starts from its public part in
+# the Ignition and the registries' credentials on the stick.
+REGISTRIES_FILE: Final = "/etc/rancher/k3s/registries.yaml"
+REGISTRIES_PUBLIC: Final = "/etc/ephemeros/registries.yaml"
+REGISTRIES_AUTH: Final = "registries-auth.yaml"  # on the stick: the `configs` entries of registries with credentials
+REGISTRIES_SCRIPT: Final = f"{OPT_BIN}/ephemeros-registries"
+REGISTRIES_UNIT: Final = "ephemeros-registries.service"
+REGISTRY_CA_DIR: Final = "/etc/ephemeros/registry-ca"  # registries.configs[].caCert, one file per host
+
+
+def registry_ca_file(host: str) -> str:
+    """Where a node keeps a registry host's CA certificate (registries.configs[].caCert)."""
+    return f"{REGISTRY_CA_DIR}/{host.replace(':', '_')}.crt"
 
 
 def config_name(hostname: str) -> str:
     """The file name of a node's public Ignition config, as served under ignitionBaseUrl."""
     return f"{hostname}.ign"
+
+
+def boot_script_name(hostname: str) -> str:
+    """The file name of a node's public boot script (Flatcar version, images, kernel arguments), served under
+    ignitionBaseUrl next to its Ignition config; the node's stick chains it at every boot."""
+    return f"{hostname}.ipxe"
+
+
+# The kernel argument by which a node knows which boot script it booted: the sha256 of the served script's text with
+# this argument's value left out (see bootmedia.boot_script.boot_digest).
+BOOT_DIGEST_ARG: Final = "ephemeros.boot"

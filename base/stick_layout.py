@@ -12,12 +12,14 @@ ESP_START: Final = 1 * MIB
 ESP_SIZE: Final = 8 * MIB
 SECRETS_START: Final = ESP_START + ESP_SIZE
 SECRETS_SIZE: Final = 4 * MIB
+SECRETS_DATA_LIMIT: Final = 3 * MIB  # what its files may hold in all: the rest of the partition is ext4's own
+SECRETS_OTHER_FILES: Final = 64 * 1024  # room kept for a server's tokens, CAs and keys beside the add-ons' values
 IMAGE_SIZE: Final = SECRETS_START + SECRETS_SIZE + 1 * MIB
 
 ESP_LABEL: Final = "EPHEMEROS"  # FAT volume label, at most 11 characters
-ESP_TYPE: Final = "ef00"  # EFI system partition
-SECRETS_TYPE: Final = "8300"  # Linux filesystem
-LEGACY_BIOS_BOOTABLE: Final = 2  # GPT attribute bit that gptmbr.bin boots from
+ESP_TYPE: Final = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"  # EFI system partition
+SECRETS_TYPE: Final = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"  # Linux filesystem data
+LEGACY_BIOS_BOOTABLE: Final = "LegacyBIOSBootable"  # the GPT attribute (bit 2) that gptmbr.bin boots from
 
 # Files on the boot partition.
 EFI_LOADER: Final = "EFI/BOOT/BOOTX64.EFI"  # iPXE for x86_64 UEFI; reads BOOT_SCRIPT next to it

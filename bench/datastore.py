@@ -19,9 +19,9 @@ from typing import Any
 from base import datastore_layout as D
 from bench.report import median_row, write_report
 from harness.datastore_world import datastore_world, stack
+from harness.fakes.vultr import FakeVultr, running
 from harness.pulumi_project import PulumiProject
 from harness.stack import SSH_KEY
-from tests.fakes.vultr import FakeVultr, running
 
 
 def up_seconds(work: Path) -> dict[str, float]:

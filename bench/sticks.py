@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import median_row, write_report
-from bootmedia.boot_script import boot_script, syslinux_config
+from bootmedia.boot_script import stick_boot_script, syslinux_config
 from bootmedia.bootloader import check_bootloader
 from bootmedia.image import ImageSpec, build_image
-from bootmedia.secret_files import GeneratedSecrets, secret_files
 from harness import qemu
 from harness.boot_assets import MARKER, boot_assets
+from harness.generated_secrets import GeneratedSecrets, secret_files
 from harness.http_server import serve_directory
 from harness.pulumi_project import PulumiProject
 from harness.stack import REPO, stack_settings, to_raw
@@ -47,7 +47,7 @@ def builder_seconds(nodes: int, work: Path) -> tuple[list[float], int]:
     for node in loaded.settings.nodes:
         spec = ImageSpec(
             f"bench/{node.hostname}",
-            boot_script(loaded.settings, node),
+            stick_boot_script(loaded.settings, node),
             syslinux_config(),
             files,
             secret_files(loaded.settings, node, loaded.credentials, GeneratedSecrets("s" * 48, "a" * 48, "p" * 32)),
@@ -82,7 +82,7 @@ def boot_seconds(boots: int, work: Path) -> dict[str, list[float]]:
         node = loaded.settings.nodes[0]
         spec = ImageSpec(
             "bench/boot",
-            boot_script(loaded.settings, node),
+            stick_boot_script(loaded.settings, node),
             syslinux_config(),
             check_bootloader(Bootloader(), REPO),
             {"k3s.env": 'K3S_TOKEN="bench"\n'},

@@ -5,14 +5,14 @@ Each check reads the file and fails with a message that says what is wrong and w
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from base.hostfiles import sha256_file
+from base.hostfiles import sha256_bytes, sha256_file
+from base.problems import Problems
 from settings.model import Bootloader
 
 GET_IPXE = (
@@ -24,14 +24,14 @@ PE32_PLUS = 0x20B
 EFI_APPLICATION = 10
 
 
-class BootloaderError(ValueError):
+class BootloaderError(Problems):
     """Boot programs that are missing or cannot do what the stick needs, each as (setting that names it, message)."""
 
     def __init__(self, refusals: list[tuple[str, str]]) -> None:
         self.refusals = refusals
         self.keys = [key for key, _ in refusals]
-        self.problems = [f"ephemeros:bootloader.{key}: {message}" for key, message in refusals]
-        super().__init__("\n".join(self.problems))
+        problems = [f"ephemeros:bootloader.{key}: {message}" for key, message in refusals]
+        super().__init__("no stick that boots can be made with these boot programs: {count} problem(s)", problems)
 
 
 def _refuse(key: str, message: str) -> BootloaderError:
@@ -65,8 +65,9 @@ def _read(key: str, path: Path) -> bytes:
         raise _refuse(key, f"cannot read {path} ({error.strerror}): {GET_IPXE}") from None
 
 
-def check_ipxe_efi(path: Path) -> None:
-    """An x86_64 EFI application that is iPXE and runs autoexec.ipxe from the filesystem it was loaded from."""
+def check_ipxe_efi(path: Path) -> str:
+    """An x86_64 EFI application that is iPXE and runs autoexec.ipxe from the filesystem it was loaded from; its
+    sha256."""
     data = _read("ipxeEfi", path)
     try:
         pe = struct.unpack_from("<I", data, 0x3C)[0]
@@ -87,13 +88,15 @@ def check_ipxe_efi(path: Path) -> None:
             f"{path} is an iPXE too old to run autoexec.ipxe from the stick (Debian bookworm's 2019 build is): "
             + GET_IPXE,
         )
+    return sha256_bytes(data)
 
 
-def check_ipxe_lkrn(path: Path) -> None:
-    """iPXE as a Linux kernel image (bzImage), which runs an initrd beginning with #!ipxe as its script."""
+def check_ipxe_lkrn(path: Path) -> str:
+    """iPXE as a Linux kernel image (bzImage), which runs an initrd beginning with #!ipxe as its script; its sha256."""
     data = _read("ipxeLkrn", path)
     if data[0x202:0x206] != b"HdrS":
         raise _refuse("ipxeLkrn", f"{path} is not a Linux kernel image such as ipxe.lkrn: {GET_IPXE}")
+    return sha256_bytes(data)
 
 
 def _check_syslinux(directory: Path) -> tuple[Path, Path]:
@@ -118,9 +121,10 @@ def check_bootloader(bootloader: Bootloader, project_dir: Path) -> BootFiles:
     efi = project_dir / bootloader.ipxe_efi
     lkrn = project_dir / bootloader.ipxe_lkrn
     refusals: list[tuple[str, str]] = []
-    for check, path in ((check_ipxe_efi, efi), (check_ipxe_lkrn, lkrn)):
+    digests = {}
+    for key, check, path in (("ipxeEfi", check_ipxe_efi, efi), ("ipxeLkrn", check_ipxe_lkrn, lkrn)):
         try:
-            check(path)
+            digests[key] = check(path)
         except BootloaderError as error:
             refusals += error.refusals
     try:
@@ -129,5 +133,5 @@ def check_bootloader(bootloader: Bootloader, project_dir: Path) -> BootFiles:
         raise BootloaderError(refusals + error.refusals) from None
     if refusals:
         raise BootloaderError(refusals)
-    files = BootFiles(efi, lkrn, gptmbr, ldlinux)
-    return dataclasses.replace(files, sha256={key: sha256_file(path) for key, path in files.paths().items()})
+    digests |= {"gptmbr": sha256_file(gptmbr), "ldlinuxC32": sha256_file(ldlinux)}
+    return BootFiles(efi, lkrn, gptmbr, ldlinux, sha256=digests)

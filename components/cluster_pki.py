@@ -14,7 +14,7 @@ import pulumi
 
 from base import node_layout as L
 from pki import k3s
-from pki.x509 import KeyKind, chain
+from pki.x509 import CertificateSpec, KeyKind, chain
 from providers.certificate import Certificate
 from providers.private_key import PrivateKey
 from settings.model import Settings
@@ -23,6 +23,14 @@ from settings.model import Settings
 @dataclass(frozen=True)
 class ClusterPkiArgs:
     settings: Settings
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate and its key."""
+
+    pem: pulumi.Output[str]
+    key_pem: pulumi.Output[str]
 
 
 class ClusterPki(pulumi.ComponentResource):
@@ -34,73 +42,59 @@ class ClusterPki(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterPkiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ephemeros:index:ClusterPki", name, None, opts)
+        self._name, self._child = name, pulumi.ResourceOptions(parent=self)
         settings = args.settings
         cluster, generation = settings.cluster_name, settings.rotate.cluster_ca
-        child = pulumi.ResourceOptions(parent=self)
-
-        def key(suffix: str, kind: KeyKind, key_generation: int = generation) -> PrivateKey:
-            return PrivateKey(f"{name}-{suffix}-key", kind=kind, generation=key_generation, opts=child)
-
-        root_key = key("root-ca", k3s.ROOT_KEY)
-        root = Certificate(f"{name}-root-ca", spec=k3s.root_spec(cluster, generation), key_pem=root_key.pem, opts=child)
-        intermediate_key = key("intermediate-ca", k3s.INTERMEDIATE_KEY)
-        intermediate = Certificate(
-            f"{name}-intermediate-ca",
-            spec=k3s.intermediate_spec(cluster, generation),
-            key_pem=intermediate_key.pem,
-            issuer=(root.pem, root_key.pem),
-            opts=child,
+        self._generation = generation
+        root = self._issued("root-ca", k3s.ROOT_KEY, k3s.root_spec(cluster, generation), None)
+        between = self._issued(
+            "intermediate-ca", k3s.INTERMEDIATE_KEY, k3s.intermediate_spec(cluster, generation), root
         )
-        self.server_files = {}
-        leaves: dict[str, tuple[pulumi.Output[str], pulumi.Output[str]]] = {}
-        for ca in L.K3S_LEAF_CAS:
-            slug = L.ca_stem(ca)
-            leaf_key = key(slug, k3s.LEAF_CA_KEY)
-            leaf = Certificate(
-                f"{name}-{slug}",
-                spec=k3s.leaf_ca_spec(ca, cluster, generation),
-                key_pem=leaf_key.pem,
-                issuer=(intermediate.pem, intermediate_key.pem),
-                opts=child,
-            )
-            bundle = pulumi.Output.all(leaf.pem, intermediate.pem, root.pem).apply(lambda pems: chain(*pems))
-            leaves[ca] = (bundle, leaf_key.pem)
-            self.server_files[L.pki_file(ca, "crt")] = bundle
-            self.server_files[L.pki_file(ca, "key")] = leaf_key.pem
-        self.server_files[L.SERVICE_KEY_FILE] = key("service", k3s.SERVICE_KEY).pem
-        self.server_ca = leaves["server"][0]
-
-        client_ca, client_ca_key = leaves["client"]
-        admin_key = key("admin", k3s.CLIENT_KEY, settings.rotate.admin_kubeconfig)
-        admin = Certificate(
-            f"{name}-admin",
-            spec=k3s.admin_spec(),
-            key_pem=admin_key.pem,
-            issuer=(client_ca.apply(_first), client_ca_key),
-            renew_before_days=k3s.ADMIN_RENEW_DAYS,
-            opts=child,
-        )
+        leaves = {
+            ca: self._issued(L.ca_stem(ca), k3s.LEAF_CA_KEY, k3s.leaf_ca_spec(ca, cluster, generation), between)
+            for ca in L.K3S_LEAF_CAS
+        }
+        chains = {
+            ca: pulumi.Output.all(leaf.pem, between.pem, root.pem).apply(lambda p: chain(*p))
+            for ca, leaf in leaves.items()
+        }
+        self.server_files = {L.pki_file(ca, "crt"): chains[ca] for ca in L.K3S_LEAF_CAS}
+        self.server_files |= {L.pki_file(ca, "key"): leaves[ca].key_pem for ca in L.K3S_LEAF_CAS}
+        self.server_files[L.SERVICE_KEY_FILE] = self._key("service", k3s.SERVICE_KEY, generation).pem
+        self.server_ca = chains["server"]
+        admin_generation = settings.rotate.admin_kubeconfig
+        admin = self._issued("admin", k3s.CLIENT_KEY, k3s.admin_spec(), leaves["client"], admin_generation, renew=True)
         if settings.datastore.type == "etcd":
-            etcd_ca, etcd_ca_key = leaves["etcd/server"]
-            etcd_client_key = key("etcd-client", k3s.CLIENT_KEY)
-            etcd_client = Certificate(
-                f"{name}-etcd-client",
-                spec=k3s.etcd_client_spec(cluster),
-                key_pem=etcd_client_key.pem,
-                issuer=(etcd_ca.apply(_first), etcd_ca_key),
-                opts=child,
-            )
-            self.server_files[L.ETCD_CLIENT_CERT] = etcd_client.pem
-            self.server_files[L.ETCD_CLIENT_KEY] = etcd_client_key.pem
+            etcd = self._issued("etcd-client", k3s.CLIENT_KEY, k3s.etcd_client_spec(cluster), leaves["etcd/server"])
+            self.server_files |= {L.ETCD_CLIENT_CERT: etcd.pem, L.ETCD_CLIENT_KEY: etcd.key_pem}
         self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(self.server_ca, admin.pem, admin_key.pem).apply(
+            pulumi.Output.all(self.server_ca, admin.pem, admin.key_pem).apply(
                 lambda v: k3s.kubeconfig(cluster, settings.api_server_url, v[0], v[1], v[2])
             )
         )
         self.register_outputs({"serverCa": self.server_ca, "kubeconfig": self.kubeconfig})
 
+    def _key(self, suffix: str, kind: KeyKind, generation: int) -> PrivateKey:
+        return PrivateKey(f"{self._name}-{suffix}-key", kind=kind, generation=generation, opts=self._child)
 
-def _first(bundle: str) -> str:
-    """A chain's first certificate: the CA that signs."""
-    end = "-----END CERTIFICATE-----\n"
-    return bundle.split(end, 1)[0] + end
+    def _issued(
+        self,
+        suffix: str,
+        kind: KeyKind,
+        spec: CertificateSpec,
+        issuer: Issued | None,
+        generation: int | None = None,
+        renew: bool = False,
+    ) -> Issued:
+        """A certificate with a key of its own, signed by `issuer` (None: by itself). The key's generation is the
+        cluster CAs' unless given."""
+        key = self._key(suffix, kind, self._generation if generation is None else generation)
+        certificate = Certificate(
+            f"{self._name}-{suffix}",
+            spec=spec,
+            key_pem=key.pem,
+            issuer=(issuer.pem, issuer.key_pem) if issuer is not None else None,
+            renew_before_days=k3s.ADMIN_RENEW_DAYS if renew else 0,
+            opts=self._child,
+        )
+        return Issued(certificate.pem, key.pem)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 
 from providers.healthchecks import HeartbeatCheck
@@ -11,8 +13,15 @@ from settings.model import Settings
 
 
 def heartbeat_check(
-    resource_name: str, spec: CheckSpec, settings: Settings, credentials: Credentials, opts: pulumi.ResourceOptions
+    resource_name: str,
+    spec: CheckSpec,
+    settings: Settings,
+    credentials: Credentials,
+    opts: pulumi.ResourceOptions,
+    known_ping_urls: Mapping[str, str] | None = None,
 ) -> HeartbeatCheck:
+    """The check `spec` describes; `known_ping_urls` (check name -> ping URL, read at preview by stack.services)
+    makes its ping URL known while it changes, when the API has a check of that name already."""
     if settings.heartbeat is None or credentials.healthchecks_api_key is None:
         raise ValueError("a heartbeat check needs heartbeat settings and healthchecksApiKey (settings.rules checks)")
     return HeartbeatCheck(
@@ -26,5 +35,6 @@ def heartbeat_check(
         timeout=spec.timeout,
         grace=spec.grace,
         channels=spec.channels,
+        known_ping_url=(known_ping_urls or {}).get(spec.name),
         opts=opts,
     )

@@ -26,12 +26,12 @@ class KubernetesAddonsArgs:
     kubeconfig: pulumi.Output[str]
 
 
-def _merged(public: dict[str, Any], secret: str | None) -> dict[str, Any]:
+def _merged(public: dict[str, Any], secret: dict[str, Any]) -> dict[str, Any]:
     """The chart's values with its secret ones laid over them, key by key."""
     merged = dict(public)
-    for key, value in (yaml.safe_load(secret or "{}") or {}).items():
+    for key, value in secret.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], yaml.safe_dump(value))
+            merged[key] = _merged(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -57,7 +57,7 @@ class KubernetesAddons(pulumi.ComponentResource):
                         opts=on_cluster,
                     )
                 depends.append(namespaces[chart.namespace])
-            values = _merged(chart.values, secrets.get(chart.name))
+            values = _merged(chart.values, yaml.safe_load(secrets.get(chart.name) or "{}") or {})
             chart_release = k8s.helm.v4.Chart(
                 f"{name}-{chart.name}",
                 chart=chart.chart,

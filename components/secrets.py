@@ -60,15 +60,28 @@ class ClusterSecrets(pulumi.ComponentResource):
             {"serverToken": self.server_token, "agentToken": self.agent_token, "nodePasswords": self.node_passwords}
         )
 
-    def for_node(self, hostname: str, cluster_ca: pulumi.Output[str]) -> NodeSecrets:
-        """`cluster_ca`: the server CA's chain, whose root the secure tokens name."""
+    def for_nodes(self, cluster_ca: pulumi.Output[str]) -> JoinSecrets:
+        """The secrets nodes carry. `cluster_ca`: the server CA's chain, whose root the secure tokens name."""
 
         def token(user: Literal["server", "node"], password: pulumi.Output[str]) -> pulumi.Output[str]:
             return pulumi.Output.all(cluster_ca, password).apply(lambda v: secure_token(v[0], user, v[1]))
 
-        return NodeSecrets(
+        return JoinSecrets(
             server_token=token("server", self.server_token),
             agent_token=self.agent_token,
             agent_join_token=token("node", self.agent_token),
-            node_password=self.node_passwords[hostname],
+            node_passwords=self.node_passwords,
         )
+
+
+@dataclass(frozen=True)
+class JoinSecrets:
+    """The join tokens, made once for every node, and each node's password."""
+
+    server_token: pulumi.Output[str]
+    agent_token: pulumi.Output[str]
+    agent_join_token: pulumi.Output[str]
+    node_passwords: dict[str, pulumi.Output[str]]
+
+    def for_node(self, hostname: str) -> NodeSecrets:
+        return NodeSecrets(self.server_token, self.agent_token, self.agent_join_token, self.node_passwords[hostname])

@@ -5,8 +5,8 @@ at their by-hash paths) of the suites the VM's sources name, downloaded from thi
 that the VM's own debian-archive-keyring verifies them, and only the .debs that apt inside the VM will ask for.
 That set is computed the way the VM's apt computes it: apt on this machine, configured apart from the host's
 own apt (its sources, settings, lists and cache), resolves the packages against the image's dpkg status with
-Recommends, and downloads them. Trees are cached under .tools/test-assets by the package list, the image's
-recipe and the dates of the host's indexes, and rebuilt when a cached InRelease nears its Valid-Until.
+Recommends, and downloads them. Trees are cached with the test assets (harness/asset_cache.py) by the package list,
+the image's recipe and the dates of the host's indexes, and rebuilt when a cached InRelease nears its Valid-Until.
 """
 
 from __future__ import annotations
@@ -25,17 +25,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from harness.asset_cache import CACHE, building
 from harness.netns import Network
 from harness.processes import stop
-from harness.stack import REPO
 
-if TYPE_CHECKING:
-    from harness.debian_vm import DebianImage
-
-CACHE = REPO / ".tools/test-assets"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 HOST_LISTS = Path("/var/lib/apt/lists")
 # The index files apt fetches for `main` on amd64 (with a C.UTF-8 locale it wants English translations), and
@@ -217,35 +212,38 @@ def _copy_debs(apt: _Apt, mirrors: dict[str, str], codename: str, packages: Sequ
     return sorted(placed)
 
 
-def local_apt_repo(packages: Sequence[str], image: DebianImage) -> Path:
-    """A directory ready to serve as the VM's mirror (see `sources_list`), with what `packages` need."""
-    codename = image.recipe.suite
-    key = repo_key(packages, image.recipe.key, host_index_dates(codename))
+def local_apt_repo(
+    packages: Sequence[str], *, codename: str, image_key: str, dpkg_status: Path, image_dir: Path
+) -> Path:
+    """A directory ready to serve as the VM's mirror (see `sources_list`), with what `packages` need on an image of
+    `codename` (cached under `image_dir`, its recipe's key `image_key`) whose installed packages are `dpkg_status`."""
+    key = repo_key(packages, image_key, host_index_dates(codename))
     done = CACHE / f"apt-repo-{key}"
     if _fresh(done):
         return done
+    with building(done.name):
+        if not _fresh(done):  # not built by another process while this one waited
+            _build(done, key, packages, codename, dpkg_status, image_dir)
+    return done
+
+
+def _build(done: Path, key: str, packages: Sequence[str], codename: str, dpkg_status: Path, image_dir: Path) -> None:
     mirrors = host_mirrors(codename)
-    CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".apt-repo-{key}-", dir=CACHE))
     try:
         tree = work / "tree"
-        apt = _Apt(work / "apt", mirrors, image.dpkg_status)
+        apt = _Apt(work / "apt", mirrors, dpkg_status)
         apt.run("update")
         _copy_indexes(apt, mirrors, codename, tree)
         debs = _copy_debs(apt, mirrors, codename, packages, tree)
-        manifest = {"packages": sorted(packages), "image": str(image.disk_template.parent), "debs": debs}
+        manifest = {"packages": sorted(packages), "image": image_dir.name, "debs": debs}
         (tree / "packages.json").write_text(json.dumps(manifest, indent=1))
         tree.chmod(0o755)
         shutil.rmtree(done, ignore_errors=True)
-        try:
-            tree.rename(done)
-        except OSError:
-            if not _fresh(done):  # another run placed the same tree meanwhile; anything else is an error
-                raise
+        tree.rename(done)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _prune(done)
-    return done
 
 
 def _prune(keep: Path) -> None:
@@ -253,7 +251,7 @@ def _prune(keep: Path) -> None:
     for old in CACHE.glob("apt-repo-*"):
         manifest = old / "packages.json"
         image = json.loads(manifest.read_text()).get("image") if manifest.is_file() else None
-        if old != keep and (not _fresh(old) or not image or not Path(image).is_dir()):
+        if old != keep and (not _fresh(old) or not image or not (CACHE / Path(image).name).is_dir()):
             shutil.rmtree(old, ignore_errors=True)
 
 

@@ -2,8 +2,9 @@
 
 The image is debootstrap's minbase with a kernel, systemd, udev, cloud-init (NoCloud only), ifupdown and
 isc-dhcp-client, and no PostgreSQL: the user data installs what it needs. It is built once per recipe
-(`ImageRecipe.key` covers everything that goes into it) under .tools/test-assets, from this machine's Debian
-mirror, in a temporary directory renamed into place when done; each boot writes to a qcow2 overlay on it.
+(`ImageRecipe.key` covers everything that goes into it) in the test assets' cache (harness/asset_cache.py), from
+this machine's Debian mirror, in a temporary directory renamed into place when done; each boot writes to a qcow2
+overlay on it.
 
 Each VM runs in a network namespace of its own (see harness/netns.py): dnsmasq gives it its fixed
 address, and a local apt repository (harness/apt_repo.py), at the address the image's sources.list
@@ -32,11 +33,12 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
-from harness import apt_repo
+from base.templating import Templates
+from harness import apt_repo, asset_cache
 from harness.netns import Lease, Network, dnsmasq, network_namespace
 from harness.processes import log_tail, stop
 
-CACHE = apt_repo.CACHE
+CACHE = asset_cache.CACHE
 BRIDGE = IPv4Interface("10.77.77.1/24")  # inside each run's own namespace, so runs never collide
 DEFAULT_ADDRESS = "10.77.77.10"
 MAC = "52:54:00:65:70:0a"
@@ -57,69 +59,10 @@ BOOT_TOOLS = {
 }
 BUILD_TOOLS = {"debootstrap": "debootstrap", "mkfs.ext4": "e2fsprogs", "chroot": "coreutils", "unshare": "util-linux"}
 
-REPORT_SCRIPT = (
-    """#!/usr/bin/python3
-\"\"\"Tell the ephemeros test harness how cloud-init ended: base64 JSON between markers on ttyS1.\"\"\"
-
-import base64
-import json
-import re
-import subprocess
-import termios
-import tty
-from pathlib import Path
-
-
-def read(path):
-    try:
-        return Path(path).read_text(errors="replace")
-    except OSError:
-        return ""
-
-
-def run(*command):
-    done = subprocess.run(command, capture_output=True, text=True)
-    return done.stdout + done.stderr
-
-
-status = run("cloud-init", "status", "--long")
-schema = subprocess.run(["cloud-init", "schema", "--system"], capture_output=True, text=True)
-problems = re.compile(r"\\[(WARNING|ERROR|CRITICAL)\\]")
-report = {
-    "status": status,
-    "schema": {"valid": schema.returncode == 0, "output": schema.stdout + schema.stderr},
-    "result": read("/run/cloud-init/result.json"),
-    "log_problems": [line for line in read("/var/log/cloud-init.log").splitlines() if problems.search(line)][-200:],
-    "output": "\\n".join(read("/var/log/cloud-init-output.log").splitlines()[-400:]),
-    "packages": run("dpkg-query", "-W", "-f=${db:Status-Abbrev}\\t${Package}\\t${Version}\\n"),
-}
-payload = base64.b64encode(json.dumps(report).encode())
-with open("/dev/ttyS1", "r+b", buffering=0) as port:
-    tty.setraw(port.fileno())
-    data = memoryview(b"\\n@BEGIN@\\n" + payload + b"\\n@END@\\n")
-    while data:
-        data = data[port.write(data) :]
-    termios.tcdrain(port.fileno())
-with open("/dev/console", "w") as console:
-    console.write("".join(f"@MARKER@ {line}\\n" for line in status.splitlines()))
-""".replace("@BEGIN@", REPORT_BEGIN)
-    .replace("@END@", REPORT_END)
-    .replace("@MARKER@", CONSOLE_MARKER)
-)
-
-REPORT_UNIT = """[Unit]
-Description=Report cloud-init's outcome to the ephemeros test harness
-# Debian orders cloud-final.service after multi-user.target: default dependencies would make a loop.
-DefaultDependencies=no
-After=cloud-final.service multi-user.target
-
-[Service]
-Type=oneshot
-ExecStart=/usr/local/sbin/ephemeros-report
-
-[Install]
-WantedBy=multi-user.target
-"""
+# The guest program that reports cloud-init's outcome, and its unit: files under harness/templates.
+GUEST = Templates(Path(__file__).parent / "templates")
+REPORT_SCRIPT = GUEST.render("ephemeros-report", begin=REPORT_BEGIN, end=REPORT_END, marker=CONSOLE_MARKER)
+REPORT_UNIT = GUEST.render("ephemeros-report.service")
 
 INSTALL_SCRIPT = """set -eu
 apt_get() { apt-get -q -y -o Dpkg::Options::=--force-unsafe-io "$@"; }
@@ -279,25 +222,12 @@ def _build(recipe: ImageRecipe, work: Path) -> Path:
 def debian_image(recipe: ImageRecipe = RECIPE) -> DebianImage:
     """The image for `recipe`: built once (a few minutes), then found in the cache."""
     done = image_dir(recipe)
-    if done.is_dir():
-        return _image_in(done, recipe)
-    require_tools(BUILD_TOOLS)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    for stale in CACHE.glob(".debian-vm-*"):  # left by a killed build (no mounts: they died with it)
-        if time.time() - stale.stat().st_mtime > 3 * 3600:
-            shutil.rmtree(stale, ignore_errors=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{done.name}-", dir=CACHE))
-    try:
-        out = _build(recipe, work)
-        try:
-            out.rename(done)
-        except OSError:
-            if not done.is_dir():  # another run placed the same image meanwhile; anything else is an error
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    for old in sorted(CACHE.glob("debian-vm-*"), key=lambda p: p.stat().st_mtime)[:-2]:
-        shutil.rmtree(old, ignore_errors=True)  # keep this recipe's image and one other
+
+    def build(work: Path) -> Path:
+        require_tools(BUILD_TOOLS)
+        return _build(recipe, work)
+
+    asset_cache.cached(done, build)
     return _image_in(done, recipe)
 
 
@@ -492,7 +422,13 @@ def debian_vm(
     if IPv4Address(address) not in BRIDGE.network or address in (str(BRIDGE.ip), str(BRIDGE.network[-1])):
         raise ValueError(f"{address} is not a VM address in {BRIDGE.network}")
     image = debian_image()
-    repo = apt_repo.local_apt_repo(packages, image)
+    repo = apt_repo.local_apt_repo(
+        packages,
+        codename=image.recipe.suite,
+        image_key=image.recipe.key,
+        dpkg_status=image.dpkg_status,
+        image_dir=image.disk_template.parent,
+    )
     names = {hostname: address, **(hosts or {})}
     with ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="ephemeros-vm-"))

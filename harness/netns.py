@@ -56,6 +56,11 @@ class Network:
     def popen(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(self.command(cmd), **kwargs)
 
+    def add_address(self, address: str, device: str = "lo") -> None:
+        """Another address of the namespace (on loopback by default), which its servers may listen on and VMs on
+        the bridge reach through it, their gateway."""
+        _ip("-n", self.name, "addr", "add", address, "dev", device)
+
     def add_tap(self, tap: str) -> None:
         """A tap device on the bridge, for a QEMU started in the namespace to open by name."""
         _ip("-n", self.name, "tuntap", "add", "dev", tap, "mode", "tap")

@@ -20,14 +20,30 @@ import yaml
 from harness.stack import REPO
 
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
-NOT_PROGRAM = ("tests", "bench", "harness")  # packages a stack never imports
+NOT_PROGRAM = ("tests", "bench", "harness", "status")  # packages a stack never imports
 # How Pulumi marks a secret value, in mocks' inputs and in `stack export --show-secrets` (its "special signature").
 SECRET_SIG, SECRET_MARKER = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
 
 
-def make_env() -> dict[str, str]:
-    """The exports printed by `make -s env`."""
-    out = subprocess.run(["make", "-s", "env"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+# What a user chooses through the environment instead of the project's defaults (README: A team's stack).
+CHOSEN_BY_ENVIRONMENT = (
+    "PULUMI_BACKEND_URL",
+    "PULUMI_CONFIG_PASSPHRASE",
+    "PULUMI_CONFIG_PASSPHRASE_FILE",
+    "EPHEMEROS_ENV_OF",
+)
+
+
+def project_defaults_env() -> dict[str, str]:
+    """This environment without what would choose another backend or passphrase than the project's defaults."""
+    return {key: value for key, value in os.environ.items() if key not in CHOSEN_BY_ENVIRONMENT}
+
+
+def make_env(env: dict[str, str] | None = None, cwd: Path = REPO) -> dict[str, str]:
+    """The exports printed by `make -s env` in `cwd`, in `env` (default: the project's defaults)."""
+    out = subprocess.run(
+        ["make", "-s", "env"], cwd=cwd, env=env or project_defaults_env(), capture_output=True, text=True, check=True
+    ).stdout
     return dict(re.findall(r'^export (\w+)="(.*)"$', out, re.MULTILINE))
 
 
@@ -54,12 +70,13 @@ class PulumiProject:
             shutil.copytree(package, workdir / package.name, ignore=shutil.ignore_patterns("__pycache__"))
         (workdir / ".venv").symlink_to(REPO / ".venv")
         (workdir / ".tools").mkdir()
-        (workdir / ".tools/ipxe").symlink_to(REPO / ".tools/ipxe")  # the default bootloader setting
+        for tools in ("ipxe", "nodetools"):  # where the default settings find the boot programs and node programs
+            (workdir / ".tools" / tools).symlink_to(REPO / ".tools" / tools)
         (workdir / "state").mkdir()
         self.env = {
             **os.environ,
             **make_env(),
-            "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}",
+            "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}?metadata=skip",
             "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),
         }
         self.env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
@@ -96,6 +113,18 @@ class PulumiProject:
             raise AssertionError(f"pulumi {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done
 
+    def start(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
+        """Start `pulumi <args>` on the stack in the background, its output to `log`."""
+        with log.open("wb") as output:
+            return subprocess.Popen(
+                ["pulumi", *args, "--stack", self.stack, "--non-interactive"],
+                cwd=self.dir,
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
     def init(self, settings: dict[str, Any]) -> None:
         """Create the stack with the passphrase provider and write its (non-secret) settings."""
         self.run("stack", "init", "--secrets-provider", "passphrase")
@@ -130,11 +159,12 @@ class PulumiProject:
         resources: list[dict[str, Any]] = exported["deployment"].get("resources") or []
         return resources
 
-    def _secret_outputs(self, type_suffix: str, output: str) -> dict[str, Any]:
-        """One secret output of every resource of a type, by resource name, read back with --show-secrets."""
+    def _secret_outputs(self, type_suffix: str, output: str, part: str = "outputs") -> dict[str, Any]:
+        """One secret output (or input, with part="inputs") of every resource of a type, by resource name, read back
+        with --show-secrets."""
         exported = json.loads(self.run("stack", "export", "--show-secrets", record=False).stdout)
         results = {
-            r["urn"].split("::")[-1]: r["outputs"][output]
+            r["urn"].split("::")[-1]: r[part][output]
             for r in exported["deployment"]["resources"]
             if r["type"].endswith(type_suffix)
         }
@@ -149,8 +179,9 @@ class PulumiProject:
         return self._secret_outputs(":PrivateKey", "pem")
 
     def stick_secret_files(self) -> dict[str, dict[str, str]]:
-        """Each StickImage's secret files (file name -> content), by resource name."""
-        return self._secret_outputs(":StickImage", "secretFiles")
+        """Each StickImage's secret files (file name -> content), by resource name: its inputs (its outputs keep
+        only their digest)."""
+        return self._secret_outputs(":StickImage", "secretFiles", part="inputs")
 
 
 def _revealed(value: Any) -> Any:

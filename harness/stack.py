@@ -95,8 +95,9 @@ def project_defaults() -> dict[str, Any]:
 
 
 def stack_settings(stack: str) -> dict[str, Any]:
-    """A stack file's settings as a document (keys without namespace), with Pulumi.yaml's defaults applied."""
-    config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
+    """The settings of a stack the project ships (stacks/<stack>.yaml) as a document (keys without namespace),
+    with Pulumi.yaml's defaults applied."""
+    config = yaml.safe_load((REPO / "stacks" / f"{stack}.yaml").read_text())["config"]
     prefix = f"{NAMESPACE}:"
     return {**project_defaults(), **{k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}}
 

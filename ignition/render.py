@@ -13,36 +13,23 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection
-from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 from urllib.parse import quote
 
 import yaml
 
 from base import node_layout as L
-from base.templating import Templates
+from ignition.parts import MODE_CONFIG, MODE_EXECUTABLE, MODE_PRIVATE, File, Unit
+from ignition.parts import render_template as render_template
+from ignition.registries import registry_files, registry_k3s_config
+from ignition.snippets import merged_snippets
+from ignition.updates import update_files
 from settings.addons import HelmChart
-from settings.dns_plan import namecheap_domain, runtime_names
+from settings.dns_plan import namecheap_domain
 from settings.model import Node, Settings
+from settings.node_plan import NodePlan
 
-TEMPLATES = Templates(Path(__file__).parent / "templates", L=L)
-MODE_CONFIG = 0o644
-MODE_PRIVATE = 0o600
-MODE_EXECUTABLE = 0o755
 CLAIM_PERIODS = 3  # a server's claim on a shared name lasts this many DNS update periods without renewal
-
-
-class File(TypedDict, total=False):
-    mode: int
-    text: str  # written as it is
-    url: str  # or downloaded at first boot, and checked against sha256
-    sha256: str
-
-
-class Unit(TypedDict, total=False):
-    enabled: bool
-    text: str
-    mask: bool
 
 
 class NodeConfig(TypedDict):
@@ -50,10 +37,7 @@ class NodeConfig(TypedDict):
     files: dict[str, File]  # path -> file
     links: dict[str, str]  # path -> target
     units: dict[str, Unit]  # unit name -> unit
-
-
-def render_template(name: str, **values: Any) -> str:
-    return TEMPLATES.render(name, **values)
+    snippets: NotRequired[list[str]]  # the user's Ignition fragments (JSON), merged by Ignition in this order
 
 
 def _text(text: str, mode: int) -> File:
@@ -90,15 +74,18 @@ def k3s_config(settings: Settings, node: Node) -> dict[str, Any]:
         config["write-kubeconfig-mode"] = "0600"
         if k3s.disable:
             config["disable"] = list(k3s.disable)
-    return config
+    return config | registry_k3s_config(settings, node)
 
 
-def _etcd_rejoin(settings: Settings, node: Node, tool_sha256: str | None) -> tuple[dict[str, File], dict[str, Unit]]:
+def _etcd_rejoin(
+    settings: Settings, plan: NodePlan, tool_sha256: str | None
+) -> tuple[dict[str, File], dict[str, Unit]]:
     """A server with embedded etcd, before k3s starts at each boot: its stale etcd member (its data went with the
     last boot) removed through the other servers, and k3s told to join one of them; or, on the first server when
     none answers, to start the cluster."""
-    if node.role != "server" or settings.datastore.type != "etcd":
+    if not plan.etcd_rejoin:
         return {}, {}
+    node = plan.node
     if tool_sha256 is None:
         raise ValueError("the etcd rejoin tool's sha256 is needed to render a server with embedded etcd")
     peers = [str(s.address.ip) if s.address else settings.fqdn(s) for s in settings.servers if s != node]
@@ -140,9 +127,11 @@ def _network_files(node: Node) -> dict[str, File]:
     return files
 
 
-def _ddns(settings: Settings, node: Node, dns_updater_sha256: str | None) -> tuple[dict[str, File], dict[str, Unit]]:
+def _ddns(
+    settings: Settings, plan: NodePlan, dns_updater_sha256: str | None
+) -> tuple[dict[str, File], dict[str, Unit]]:
     """The unit that keeps this node's own DNS names current, when it has any (see settings.dns_plan)."""
-    names = runtime_names(settings, node)
+    names = plan.dns_names
     dns = settings.dns
     if not names or dns is None:
         return {}, {}
@@ -204,26 +193,26 @@ def addon_manifests(settings: Settings, secret_values: Collection[str]) -> dict[
 
 def node_config(
     settings: Settings,
-    node: Node,
+    plan: NodePlan,
     *,
-    log_export: bool,
-    dns_updater_sha256: str | None,
-    secret_values: Collection[str] = (),
+    dns_updater_sha256: str | None = None,
     etcd_rejoin_sha256: str | None = None,
+    stick_files: Collection[str] = (),
 ) -> NodeConfig:
-    """The readable config of one node. `log_export`: whether nodes send their journal out (its target is secret).
+    """The readable config of the node `plan` is for.
 
     `dns_updater_sha256` pins the RFC 2136 updater that nodes on DHCP download from next to their configs.
-    `secret_values`: the charts whose secret values (not here: on the servers' sticks) are set.
     `etcd_rejoin_sha256` pins the etcd rejoin tool that servers with embedded etcd download likewise.
+    `stick_files`: the names of the files on the node's stick (not their content), which the update check needs.
     """
+    node = plan.node
     files: dict[str, File] = {
         "/etc/hostname": _text(f"{node.hostname}\n", MODE_CONFIG),
         L.K3S_BINARY: _download(settings.k3s.binary_url, settings.k3s.sha256, MODE_EXECUTABLE),
         L.K3S_CONFIG: _text(yaml.safe_dump(k3s_config(settings, node), sort_keys=True), MODE_PRIVATE),
         **_network_files(node),
     }
-    datastore_env = node.role == "server" and settings.datastore.external
+    datastore_env = plan.datastore is not None
     units: dict[str, Unit] = {
         L.SECRETS_MOUNT_UNIT: {"enabled": True, "text": render_template("units/secrets.mount")},
         L.K3S_UNIT: {
@@ -244,19 +233,15 @@ def node_config(
         )
         files[L.KUBE_VIP_MANIFEST] = _text(manifest, MODE_PRIVATE)
     if node.role == "server":
-        for path, manifest in addon_manifests(settings, secret_values).items():
+        for path, manifest in addon_manifests(settings, plan.addon_secret_values).items():
             files[path] = _text(manifest, MODE_PRIVATE)
-        values = {
-            L.addon_values_file(c.name): L.addon_values_manifest(c.name)
-            for c in settings.addons.charts
-            if c.name in secret_values and not settings.kubernetes.manage
-        }
+        values = {L.addon_values_file(chart): L.addon_values_manifest(chart) for chart in plan.addon_secret_values}
         script = render_template("scripts/server-files.sh", pki=L.pki_files(), manifests=values)
         files[L.SERVER_FILES_SCRIPT] = _text(script, MODE_EXECUTABLE)
         units[L.SERVER_FILES_UNIT] = {"enabled": True, "text": render_template("units/ephemeros-server-files.service")}
-    if log_export:
+    if plan.log_export:
         units[L.LOG_EXPORT_UNIT] = {"enabled": True, "text": render_template("units/log-export.service")}
-    if settings.heartbeat is not None:
+    if plan.heartbeat is not None and settings.heartbeat is not None:
         files[L.HEARTBEAT_SCRIPT] = _text(render_template("scripts/heartbeat.sh"), MODE_EXECUTABLE)
         units[L.HEARTBEAT_UNIT] = {
             "enabled": False,
@@ -266,16 +251,25 @@ def node_config(
             "enabled": True,
             "text": render_template("units/heartbeat.timer", period=settings.heartbeat.period),
         }
-    ddns_files, ddns_units = _ddns(settings, node, dns_updater_sha256)
-    etcd_files, etcd_units = _etcd_rejoin(settings, node, etcd_rejoin_sha256)
+    ddns_files, ddns_units = _ddns(settings, plan, dns_updater_sha256)
+    etcd_files, etcd_units = _etcd_rejoin(settings, plan, etcd_rejoin_sha256)
     files |= etcd_files
     units |= etcd_units
+    for feature_files, feature_units in (
+        update_files(settings, node, stick_files),
+        registry_files(settings, plan.registry_auth_hosts),
+    ):
+        files |= feature_files
+        units |= feature_units
     config: NodeConfig = {
         "users": {"core": list(settings.ssh_keys)},
         "files": files | ddns_files,
         "links": {f"{L.OPT_BIN}/{name}": L.K3S_BINARY for name in L.K3S_LINKS},
         "units": units | ddns_units,
     }
+    snippets = merged_snippets(settings, node)
+    if snippets:
+        config["snippets"] = snippets
     # The node reports this in its heartbeat: which config it booted (the digest of everything but itself).
     config["files"][L.CONFIG_DIGEST] = _text(digest(config) + "\n", MODE_CONFIG)
     return config
@@ -313,8 +307,11 @@ def _ignition_unit(name: str, unit: Unit) -> dict[str, Any]:
 
 def to_ignition(config: NodeConfig) -> dict[str, Any]:
     """Ignition's form of a node's config, the same whatever order the readable form's entries come in."""
+    ignition: dict[str, Any] = {"version": L.IGNITION_SPEC_VERSION}
+    if config.get("snippets"):
+        ignition["config"] = {"merge": [{"source": data_url(snippet)} for snippet in config["snippets"]]}
     return {
-        "ignition": {"version": L.IGNITION_SPEC_VERSION},
+        "ignition": ignition,
         "passwd": {
             "users": [{"name": user, "sshAuthorizedKeys": keys} for user, keys in sorted(config["users"].items())]
         },
@@ -327,25 +324,6 @@ def to_ignition(config: NodeConfig) -> dict[str, Any]:
         },
         "systemd": {"units": [_ignition_unit(name, unit) for name, unit in sorted(config["units"].items())]},
     }
-
-
-def render_node_config(
-    settings: Settings,
-    node: Node,
-    *,
-    log_export: bool,
-    dns_updater_sha256: str | None = None,
-    etcd_rejoin_sha256: str | None = None,
-) -> dict[str, Any]:
-    """The Ignition config for one node, in Ignition's form."""
-    config = node_config(
-        settings,
-        node,
-        log_export=log_export,
-        dns_updater_sha256=dns_updater_sha256,
-        etcd_rejoin_sha256=etcd_rejoin_sha256,
-    )
-    return to_ignition(config)
 
 
 def to_json(config: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from pki.x509 import CertificateSpec, Issuer, Usage, certificate, expires_within
-from providers.props import OUTPUT, SECRET, Props, TypedResource, diff
+from providers.props import DIGESTED, OUTPUT, SECRET, Props, TypedResource, diff
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -32,9 +32,9 @@ class CertificateProps(Props):
         "ip_addresses",
     )
 
-    key_pem: str = dataclasses.field(repr=False, metadata=SECRET)
-    issuer_certificate_pem: str = ""  # "": self-signed
-    issuer_key_pem: str = dataclasses.field(default="", repr=False, metadata=SECRET)
+    key_pem: str = dataclasses.field(repr=False, metadata={**SECRET, **DIGESTED})
+    issuer_certificate_pem: str = dataclasses.field(default="", metadata=DIGESTED)  # "": self-signed
+    issuer_key_pem: str = dataclasses.field(default="", repr=False, metadata={**SECRET, **DIGESTED})
     common_name: str
     organization: str = ""
     ca: bool = False
@@ -65,7 +65,7 @@ class CertificateProvider(ResourceProvider):
         wanted = CertificateProps.from_props(props)
         issuer = Issuer(wanted.issuer_certificate_pem, wanted.issuer_key_pem) if wanted.issuer_certificate_pem else None
         made = dataclasses.replace(wanted, pem=certificate(wanted.spec(), wanted.key_pem, issuer))
-        return CreateResult(id_=uuid.uuid4().hex, outs=made.to_props())
+        return CreateResult(id_=uuid.uuid4().hex, outs=made.to_outputs())
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         result = diff(olds, news, CertificateProps)
@@ -77,7 +77,7 @@ class CertificateProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Only the renewal window changed (anything else makes a new certificate): the certificate stays."""
         kept = dataclasses.replace(CertificateProps.from_props(news), pem=CertificateProps.from_props(olds).pem)
-        return UpdateResult(outs=kept.to_props())
+        return UpdateResult(outs=kept.to_outputs())
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_=id_, outs=props)

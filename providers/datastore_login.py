@@ -4,7 +4,8 @@ place when the password is rotated (ALTER ROLE with a SCRAM verifier, so the ser
 
 Create waits until the login works, up to a deadline, and fails with the likely causes when it does not: this
 machine's address missing from the firewall's allowed sources, or cloud-init still installing PostgreSQL.
-Refresh tries once and records what it found; it never fails.
+Refresh tries once and records what it found; it never fails. A new VM (`instance_id` changed) is a new database,
+made by cloud-init with the password of now: the login is waited for again, and nothing is altered on it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from providers.props import OUTPUT, SECRET, Props, ProviderError, TypedResource,
 
 POLL_SECONDS = 5.0
 CONNECT_TIMEOUT = 10
+NOT_CHECKED = "not checked (waitForPostgres is false)"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,7 @@ class DatastoreLoginProps(Props):
     password: str = dataclasses.field(repr=False, metadata=SECRET)
     check: bool  # wait at create, and try at refresh; false: this machine may not reach PostgreSQL
     timeout_seconds: int
+    instance_id: str = ""  # the VM's; "": recorded before the login knew it
     checked: str | None = dataclasses.field(default=None, metadata=OUTPUT)  # what the last check found, and when
 
     def login(self, password: str | None = None) -> psycopg.Connection[Any]:
@@ -92,7 +95,7 @@ def _logged_in(login: DatastoreLoginProps) -> str:
 class DatastoreLoginProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         wanted = DatastoreLoginProps.from_props(props)
-        checked = _wait(wanted) if wanted.check else "not checked (waitForPostgres is false)"
+        checked = _wait(wanted) if wanted.check else NOT_CHECKED
         return CreateResult(
             id_=f"{wanted.role}@{wanted.host}", outs=dataclasses.replace(wanted, checked=checked).to_props()
         )
@@ -102,7 +105,8 @@ class DatastoreLoginProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old, wanted = DatastoreLoginProps.from_props(olds), DatastoreLoginProps.from_props(news)
-        if wanted.password != old.password:
+        new_vm = bool(old.instance_id) and wanted.instance_id != old.instance_id
+        if wanted.password != old.password and not new_vm:
             # A new CA or host needs a new VM (refused at preview): the old login still reaches the same server.
             try:
                 with old.login() as connection:
@@ -118,7 +122,9 @@ class DatastoreLoginProvider(ResourceProvider):
                     f"{str(error).replace(old.password, '<password>')} (is this machine's address in "
                     "datastore.vultr.allowedSources?)"
                 ) from None
-        checked = _wait(wanted) if wanted.check or wanted.password != old.password else old.checked
+        checked: str | None = NOT_CHECKED if new_vm else old.checked
+        if wanted.check or (wanted.password != old.password and not new_vm):
+            checked = _wait(wanted)
         return UpdateResult(outs=dataclasses.replace(wanted, checked=checked).to_props())
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -149,6 +155,7 @@ class DatastoreLogin(TypedResource, module="ephemeros", name="DatastoreLogin"):
         password: pulumi.Input[str],
         check: bool,
         timeout_seconds: int,
+        instance_id: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         inputs = DatastoreLoginProps.inputs(
@@ -160,5 +167,6 @@ class DatastoreLogin(TypedResource, module="ephemeros", name="DatastoreLogin"):
             password=password,
             check=check,
             timeout_seconds=timeout_seconds,
+            instance_id=instance_id,
         )
         super().__init__(DatastoreLoginProvider(), name, DatastoreLoginProps, inputs, opts)

@@ -1,4 +1,5 @@
-"""HeartbeatCheck: a check at healthchecks.io (or a self-hosted Healthchecks), through its Management API v3.
+"""HeartbeatCheck: a check at healthchecks.io (or a self-hosted Healthchecks), through its Management API v3
+(providers.healthchecks_api).
 
 Create asks the API for an upsert on the check's name (`unique`), so a retried create never duplicates a check.
 A changed period, grace, tags or channels updates the check in place, and so does a new `apiUrl`: when it names
@@ -14,7 +15,8 @@ while check names did not), deleting the old resource leaves the adopted check a
 
 The check's UUID is its ping secret (the ping URL is built from it), so the resource's id is the check's name and
 the UUID and ping URL are secret outputs. The API key is a secret input; refresh and delete use the key in the
-stack's configuration when one is set (so a rotated key works), else the one stored when the check was made.
+stack's configuration when one is set (so a rotated key works; the engine hands over the configuration of now
+only when it runs the program), else the one stored when the check was made.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pulumi
-import requests
 from pulumi.dynamic import (
     ConfigureRequest,
     CreateResult,
@@ -37,24 +38,26 @@ from pulumi.dynamic import (
 )
 
 from providers.configured import configured_credential
-from providers.http import retrying_session
-from providers.props import OUTPUT, SECRET, SECRET_OUTPUT, Props, ProviderError, TypedResource, diff
+from providers.healthchecks_api import (
+    API_KEY_SETTING,
+    ApiKey,
+    HealthchecksApi,
+    HealthchecksError,
+    KeyRefused,
+)
+from providers.props import OUTPUT, SECRET, SECRET_OUTPUT, Props, TypedResource, diff
 
-API_PATH = "/api/v3/"
-TIMEOUT = 30  # seconds per request
-RETRIES = 6
-BACKOFF = 0.5  # seconds: retries wait 0, 1, 2, 4, 8, 16 (BACKOFF * 2**n after the first), or what Retry-After asks
-API_KEY_SETTING = "healthchecksApiKey"
-T = TypeVar("T")
+__all__ = [
+    "API_KEY_SETTING",
+    "ApiKey",
+    "HealthchecksApi",
+    "HealthchecksError",
+    "HeartbeatCheck",
+    "HeartbeatCheckProvider",
+]
+
 OWNER_MARK = re.compile(r"\s*\[ephemeros owner ([0-9a-f]{16})\]$")
-
-
-class HealthchecksError(ProviderError):
-    """An API call about a check failed; the message names the check and gives the API's answer."""
-
-
-class KeyRefused(HealthchecksError):
-    """The API answered 401 to the key used."""
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -86,112 +89,6 @@ class HeartbeatCheckProps(Props):
         }
 
 
-@dataclasses.dataclass(frozen=True)
-class ApiKey:
-    value: str = dataclasses.field(repr=False)
-    origin: str  # said in errors: which key the API refused
-
-    @classmethod
-    def stored(cls, value: str) -> ApiKey:
-        return cls(value, "the API key stored in the state when the check was last changed")
-
-    @classmethod
-    def configured(cls, value: str) -> ApiKey:
-        return cls(value, f"the API key in the stack's configuration ({API_KEY_SETTING})")
-
-
-class HealthchecksApi:
-    """The few Management API v3 calls a check's life needs."""
-
-    def __init__(self, api_url: str, key: ApiKey) -> None:
-        self.base = api_url.rstrip("/") + API_PATH
-        self.checks = self.base + "checks/"
-        self.key = key
-        self.headers = {"X-Api-Key": key.value, "User-Agent": "ephemeros"}
-        # POST too: creates are upserts on the name, so repeating one is safe.
-        self.session = retrying_session(retries=RETRIES, backoff=BACKOFF, methods=None)
-
-    def _call(self, check: str, method: str, url: str, body: dict[str, Any] | None = None) -> requests.Response:
-        try:
-            return self.session.request(method, url, json=body, headers=self.headers, timeout=TIMEOUT)
-        except requests.RequestException as error:
-            # The exception's text quotes the URL, and a check's URL holds its UUID, which is a secret.
-            uuid = url.removeprefix(self.checks) if url.startswith(self.checks) else ""
-            reason = str(error).replace(uuid, "<check>") if uuid else str(error)
-            raise HealthchecksError(
-                f"healthchecks check {check!r}: {method} {self._where(url)} failed: {reason}"
-            ) from None
-
-    def _where(self, url: str) -> str:
-        """The URL without a check's UUID, which is a secret."""
-        return self.checks if url.startswith(self.checks) else url
-
-    def _fail(self, check: str, method: str, url: str, response: requests.Response) -> HealthchecksError:
-        try:
-            message = response.json().get("error") or response.text
-        except ValueError:
-            message = response.text.strip()[:200] or response.reason
-        hint = {
-            401: f" ({self.key.origin} is missing or wrong: use the project's read-write API key)",
-            403: " (the account's check limit is reached, or the check belongs to another project than "
-            f"{self.key.origin})",
-        }.get(response.status_code, "")
-        error = KeyRefused if response.status_code == 401 else HealthchecksError
-        return error(
-            f"healthchecks check {check!r}: {method} {self._where(url)} answered {response.status_code}: "
-            f"{message}{hint}"
-        )
-
-    def upsert(self, spec: dict[str, Any]) -> dict[str, Any]:
-        response = self._call(spec["name"], "POST", self.checks, {**spec, "unique": ["name"]})
-        if response.status_code not in (200, 201):
-            raise self._fail(spec["name"], "POST", self.checks, response)
-        check: dict[str, Any] = response.json()
-        return check
-
-    def get(self, name: str, uuid: str) -> dict[str, Any] | None:
-        url = self.checks + uuid
-        response = self._call(name, "GET", url)
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise self._fail(name, "GET", url, response)
-        check: dict[str, Any] = response.json()
-        return check
-
-    def update(self, uuid: str, spec: dict[str, Any]) -> dict[str, Any]:
-        url = self.checks + uuid
-        response = self._call(spec["name"], "POST", url, spec)
-        if response.status_code == 404:
-            raise HealthchecksError(
-                f"healthchecks check {spec['name']!r} no longer exists: run `pulumi refresh`, then `pulumi up`"
-            )
-        if response.status_code != 200:
-            raise self._fail(spec["name"], "POST", url, response)
-        check: dict[str, Any] = response.json()
-        return check
-
-    def delete(self, name: str, uuid: str) -> None:
-        url = self.checks + uuid
-        response = self._call(name, "DELETE", url)
-        if response.status_code not in (200, 404):  # 404: already gone, which is what delete wants
-            raise self._fail(name, "DELETE", url, response)
-
-    def channel_ids(self, check: str, wanted: str) -> set[str]:
-        """The ids of the channels that `wanted` ("*", "" or names and ids, comma-separated) names."""
-        if wanted == "":
-            return set()
-        url = self.base + "channels/"
-        response = self._call(check, "GET", url)
-        if response.status_code != 200:
-            raise self._fail(check, "GET", url, response)
-        channels: list[dict[str, str]] = response.json().get("channels", [])
-        if wanted == "*":
-            return {c["id"] for c in channels}
-        names = wanted.split(",")
-        return {c["id"] for c in channels if c["id"] in names or c["name"] in names}
-
-
 def _owner(check: dict[str, Any]) -> str | None:
     mark = OWNER_MARK.search(check.get("desc", ""))
     return mark.group(1) if mark else None
@@ -220,12 +117,18 @@ class HeartbeatCheckProvider(ResourceProvider):
     def configure(self, req: ConfigureRequest) -> None:
         self.configured_key = configured_credential(req, API_KEY_SETTING)
 
+    def _keys(self, state: HeartbeatCheckProps) -> list[ApiKey]:
+        """The keys to try, in order: the stack's configuration's (a rotated key), then the state's."""
+        if self.configured_key is None:
+            return [ApiKey.stored(state.api_key)]
+        if self.configured_key == state.api_key:
+            return [ApiKey.configured_and_stored(state.api_key)]
+        return [ApiKey.configured(self.configured_key), ApiKey.stored(state.api_key)]
+
     def _api(self, state: HeartbeatCheckProps, call: Callable[[HealthchecksApi], T]) -> tuple[HealthchecksApi, T]:
         """Call the check's API with the key in the stack's configuration when one is set (a rotated key), and with
         the key stored in the state when that one is refused or unset (the check moved to another server)."""
-        keys = [ApiKey.configured(self.configured_key)] if self.configured_key else []
-        if state.api_key != self.configured_key:
-            keys.append(ApiKey.stored(state.api_key))
+        keys = self._keys(state)
         refused: list[KeyRefused] = []
         for key in keys:
             api = HealthchecksApi(state.api_url, key)
@@ -237,7 +140,8 @@ class HeartbeatCheckProvider(ResourceProvider):
             raise refused[0]
         raise KeyRefused(
             f"{refused[-1]}; before it, {keys[0].origin} was refused too: set {API_KEY_SETTING} to the project's "
-            "current read-write key"
+            "current read-write key",
+            401,
         )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -288,13 +192,20 @@ class HeartbeatCheckProvider(ResourceProvider):
 
 
 class HeartbeatCheck(TypedResource, module="ephemeros", name="HeartbeatCheck"):
-    """A healthchecks check named `name`, expecting a ping every `timeout` seconds."""
+    """A healthchecks check named `name`, expecting a ping every `timeout` seconds.
+
+    `known_ping_url` is the ping URL of the check of that name the API already has (read at preview): creating
+    or updating the check keeps it (creates are upserts on the name), so `ping_url` is known while the check
+    changes, and what carries it (a stick) changes only when it does.
+    """
 
     uuid: pulumi.Output[str]
     pingUrl: pulumi.Output[str]
 
     @property
     def ping_url(self) -> pulumi.Output[str]:
+        if self.known_ping_url is not None:
+            return pulumi.Output.secret(self.known_ping_url)
         return self.pingUrl
 
     def __init__(
@@ -310,8 +221,10 @@ class HeartbeatCheck(TypedResource, module="ephemeros", name="HeartbeatCheck"):
         timeout: int,
         grace: int,
         channels: str,
+        known_ping_url: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        self.known_ping_url = known_ping_url
         inputs = HeartbeatCheckProps.inputs(
             api_url=api_url,
             api_key=api_key,

@@ -1,28 +1,31 @@
 """LocalFile: a file on the machine that runs Pulumi, with real create/read/update/delete.
 
 Its content is given as text, or as another file to copy (`source`, with its sha256 so that a new source updates
-it). `pulumi refresh` notices a file that was deleted or edited by hand, and `pulumi destroy` removes it. Paths
-are relative to the project directory, where both the program and its dynamic providers run.
+it; a hard link to it where the two share a file system and its mode, so that every stack serving a program shares
+its bytes). `pulumi refresh` notices a file that was deleted or edited by hand, and `pulumi destroy` removes it.
+Paths are relative to the project directory, where both the program and its dynamic providers run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from base.hostfiles import sha256_bytes, sha256_file, write_atomically
-from providers.props import OUTPUT, Props, TypedResource, changed_since_read, diff
+from providers.props import DIGESTED, OUTPUT, Props, TypedResource, changed_since_read, diff
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FileProps(Props):
     """What every file resource has: where it is, its mode, and (outputs) its sha256 and whether it is intact."""
 
-    REPLACE_ON = ("path",)
+    REPLACE_ON: ClassVar[Collection[str]] = ("path",)
 
     path: str
     mode: int
@@ -32,10 +35,14 @@ class FileProps(Props):
     def data(self) -> bytes:
         raise NotImplementedError
 
+    def link(self, path: Path) -> str | None:
+        """Make `path` a hard link to a file with the wanted bytes and mode, where there is one: their sha256."""
+        return None
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LocalFileProps(FileProps):
-    content: str | None = None
+    content: str | None = dataclasses.field(default=None, metadata=DIGESTED)
     source: str | None = None
     source_sha256: str | None = None
 
@@ -49,6 +56,22 @@ class LocalFileProps(FileProps):
             raise changed_since_read(self.source)
         return data
 
+    def link(self, path: Path) -> str | None:
+        if self.source is None:
+            return None
+        source = Path(self.source)
+        if source.stat().st_mode & 0o7777 != self.mode or sha256_file(source) != self.source_sha256:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.link")
+        temporary.unlink(missing_ok=True)
+        try:
+            os.link(source, temporary)
+        except OSError:  # another file system, or one without hard links
+            return None
+        os.replace(temporary, path)
+        return self.source_sha256
+
 
 P = TypeVar("P", bound=FileProps)
 
@@ -60,9 +83,12 @@ class FileProvider(ResourceProvider, Generic[P]):
 
     def _write(self, props: dict[str, Any]) -> dict[str, Any]:
         wanted = self.kind.from_props(props)
-        data = wanted.data()
-        write_atomically(Path(wanted.path), data, wanted.mode)
-        return dataclasses.replace(wanted, sha256=sha256_bytes(data), intact=True).to_props()
+        digest = wanted.link(Path(wanted.path))
+        if digest is None:
+            data = wanted.data()
+            write_atomically(Path(wanted.path), data, wanted.mode)
+            digest = sha256_bytes(data)
+        return dataclasses.replace(wanted, sha256=digest, intact=True).to_outputs()
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=props["path"], outs=self._write(props))

@@ -2,13 +2,17 @@
 
 Pulumi hands a dynamic provider plain dicts with camelCase keys (numbers as floats, lists as lists); `from_props`
 turns one into the typed class and `to_props` back. Field metadata says which values are secret (`SECRET`: Pulumi
-keeps them encrypted in state, and the resource wraps them as secrets, so callers never do) and which are outputs
-the provider fills in (`OUTPUT`). `diff` is the one diff rule every provider uses.
+keeps them encrypted in state, and the resource wraps them as secrets, so callers never do), which are outputs
+the provider fills in (`OUTPUT`), and which large inputs the provider needs only to make the object (`DIGESTED`):
+its outputs (`to_outputs`) keep only their digest, which is all a diff needs, so the state does not hold them twice.
+`diff` is the one diff rule every provider uses.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import types
 import typing
 from collections.abc import Collection, Mapping
@@ -16,6 +20,7 @@ from typing import Any, ClassVar, Self
 
 import pulumi
 from pulumi.dynamic import DiffResult, Resource, ResourceProvider
+from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
 SECRET: Mapping[str, bool] = {"secret": True}
@@ -23,6 +28,17 @@ OUTPUT: Mapping[str, bool] = {"output": True}
 SECRET_OUTPUT: Mapping[str, bool] = {"secret": True, "output": True}
 # A map whose values are each secret while its keys are not: a diff shows which entry changed, never a value.
 SECRET_VALUES: Mapping[str, bool] = {"secret": True, "per_value": True}
+DIGESTED: Mapping[str, bool] = {"digested": True}
+DIGEST_PREFIX = "sha256:"
+
+
+def digest_of(value: Any) -> str:
+    """A digested field's value in the outputs: the digest of its canonical JSON (a digest is kept as it is)."""
+    if isinstance(value, str) and value.startswith(DIGEST_PREFIX):
+        return value
+    # A value not known yet (during a preview) is written as such, so that it digests differently: it counts as changed.
+    text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), default=lambda _: "<not known yet>")
+    return DIGEST_PREFIX + hashlib.sha256(text.encode()).hexdigest()
 
 
 class ProviderError(RuntimeError):
@@ -32,6 +48,18 @@ class ProviderError(RuntimeError):
 def changed_since_read(path: object) -> ProviderError:
     """A file the program hashed changed before the provider used it."""
     return ProviderError(f"{path} changed after pulumi read it: run pulumi up again")
+
+
+def is_unknown(value: Any) -> bool:
+    """Whether a value (or anything in it) is not known yet, as during a preview. The engine hands a dynamic
+    provider's check and diff `pulumi.output.Unknown` objects; older paths use the string rpc.UNKNOWN."""
+    if isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN):
+        return True
+    if isinstance(value, list | tuple):
+        return any(is_unknown(item) for item in value)
+    if isinstance(value, Mapping):
+        return any(is_unknown(item) for item in value.values())
+    return False
 
 
 def camel(name: str) -> str:
@@ -51,7 +79,7 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _coerce(kind: Any, value: Any) -> Any:
     """A value from Pulumi as the declared type: floats to ints, lists to tuples, dicts to nested Props."""
-    if value is None or value == UNKNOWN:
+    if value is None or is_unknown(value):
         return value
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):  # Optional[X]
@@ -100,6 +128,14 @@ class Props:
 
     def to_props(self) -> dict[str, Any]:
         return {camel(field.name): _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    def to_outputs(self) -> dict[str, Any]:
+        """What the provider returns as the resource's outputs: its props, each DIGESTED field as its digest."""
+        props = self.to_props()
+        for field in dataclasses.fields(self):
+            if field.metadata.get("digested"):
+                props[camel(field.name)] = digest_of(props[camel(field.name)])
+        return props
 
     @classmethod
     def secret_outputs(cls) -> list[str]:
@@ -177,7 +213,12 @@ def diff(
         key = camel(field.name)
         new = _coerce(hints[field.name], news.get(key))
         old = _coerce(hints[field.name], olds.get(key))
-        if new == UNKNOWN or _plain(new) != _plain(old):
+        if is_unknown(new):
+            changed.append(field.name)
+        elif field.metadata.get("digested"):
+            if digest_of(new) != digest_of(old):
+                changed.append(field.name)
+        elif _plain(new) != _plain(old):
             changed.append(field.name)
     replaces = [camel(name) for name in changed if name in kind.REPLACE_ON]
     return DiffResult(changes=bool(changed) or drifted, replaces=replaces, delete_before_replace=delete_before_replace)

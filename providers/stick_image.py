@@ -19,10 +19,10 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvide
 from base.hostfiles import sha256_file
 from bootmedia.bootloader import BootFiles
 from bootmedia.image import ImageSpec, build_image
-from providers.props import OUTPUT, SECRET_VALUES, Props, TypedResource, changed_since_read, diff
+from providers.props import DIGESTED, OUTPUT, SECRET_VALUES, Props, TypedResource, changed_since_read, diff
 
 # Raise to rebuild every image when the way images are built changes.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -31,11 +31,11 @@ class StickImageProps(Props):
 
     path: str
     identity: str
-    boot_script: str
-    syslinux_config: str
+    boot_script: str = dataclasses.field(metadata=DIGESTED)
+    syslinux_config: str = dataclasses.field(metadata=DIGESTED)
     boot_files: dict[str, str]  # key of BootFiles.paths() -> path
     boot_files_sha256: dict[str, str]
-    secret_files: dict[str, str] = dataclasses.field(repr=False, metadata=SECRET_VALUES)
+    secret_files: dict[str, str] = dataclasses.field(repr=False, metadata={**SECRET_VALUES, **DIGESTED})
     builder_version: int = BUILDER_VERSION
     sha256: str | None = dataclasses.field(default=None, metadata=OUTPUT)
     size: int | None = dataclasses.field(default=None, metadata=OUTPUT)
@@ -66,7 +66,7 @@ def _build(props: dict[str, Any]) -> dict[str, Any]:
     )
     path = Path(wanted.path)
     digest = build_image(path, spec)
-    return dataclasses.replace(wanted, sha256=digest, size=path.stat().st_size, intact=True).to_props()
+    return dataclasses.replace(wanted, sha256=digest, size=path.stat().st_size, intact=True).to_outputs()
 
 
 class StickImageProvider(ResourceProvider):

@@ -3,14 +3,20 @@
 # which runs autoexec.ipxe from the stick) and ipxe.lkrn (legacy BIOS, through syslinux). They come from Debian
 # trixie's `ipxe` package, pinned by version and sha256, downloaded with apt from the same mirror this machine's
 # Debian sources use (so a LAN mirror works), without adding trixie to the system.
-# Another source can be given with the stack setting `bootloader` instead.
+# Another source can be given with the stack setting `bootloader` instead. Fetched once per machine: later
+# checkouts take them from the shared cache (scripts/cache.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/cache.sh"
 dest="$root/.tools/ipxe"
 version="1.21.1+git20250501.dad20602+dfsg-1"
 sha256="eeaca79dbde0fb86c102bf1d362c6f6a67ed0ddab38b3dd12e1b332339f5dd99"
 
 if [ -f "$dest/ipxe-amd64.efi" ] && [ "$(cat "$dest/.version" 2>/dev/null)" = "$version" ]; then
+    exit 0
+fi
+if from_cache "ipxe-$version-${sha256:0:16}" "$dest"; then
+    echo "$version" > "$dest/.version"
     exit 0
 fi
 
@@ -36,4 +42,5 @@ echo "$sha256  $deb" | sha256sum -c --quiet - || {
 dpkg-deb -x "$deb" "$work/x"
 mkdir -p "$dest"
 install -m 0644 "$work/x/usr/lib/ipxe/ipxe-amd64.efi" "$work/x/usr/lib/ipxe/ipxe.lkrn" "$dest/"
+to_cache "ipxe-$version-${sha256:0:16}" "$dest" ipxe-amd64.efi ipxe.lkrn
 echo "$version" > "$dest/.version"

@@ -3,6 +3,7 @@ Pulumi through pulumi-kubernetes, with kubernetes.manage)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Annotated, Any
 
@@ -12,10 +13,38 @@ from pydantic import AfterValidator, Field, model_validator
 from settings.model_base import Model
 from settings.types import HttpUrl, dns_label
 
-# Keys whose values are credentials: such a value must not sit in the public Ignition. A key that only names where
-# a credential is (existingSecret, secretName, tokenRef) is not one.
-_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|private[-_]?key|credential)", re.IGNORECASE)
-_REFERENCE_KEY = re.compile(r"^existing|(Name|Ref)$")
+# Keys whose values are credentials: such a value must not sit in the public Ignition. A key is read as words
+# (split at `-`, `_`, `.`, camelCase and digits), so that `bypass` or `compass` holds no `pass`. A key that only names
+# where a credential is (existingSecret, secretName, tokenRef, tlsSecret: a Secret's name) is not one.
+_CREDENTIAL_WORDS = frozenset(
+    {"pass", "password", "passwd", "passphrase", "secret", "token", "credential", "apikey", "privatekey"}
+)
+_CREDENTIAL_PAIRS = frozenset({("api", "key"), ("private", "key")})
+_REFERENCE_FIRST = frozenset({"existing"})
+_REFERENCE_LAST = frozenset({"name", "ref", "namespace"})
+# A word before `secret` that says which Kubernetes Secret it names: `--tls-secret`, `imagePullSecret`.
+_SECRET_OBJECT_KINDS = frozenset({"tls", "ssl", "cert", "certificate", "ca", "pull"})
+_SINGULARS = _CREDENTIAL_WORDS | _REFERENCE_LAST | {"key"}
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def _words(key: object) -> list[str]:
+    """`key` as lower-case words, singular: `adminPasswords` -> admin, password; `DB_TOKEN` -> db, token."""
+    words = [word.lower() for word in _WORD.findall(str(key))]
+    return [word[:-1] if word.endswith("s") and word[:-1] in _SINGULARS else word for word in words]
+
+
+def _credential_at(words: list[str], i: int) -> int:
+    """How many words from `i` name a credential (`password`: 1, `api key`: 2), 0 if none."""
+    if tuple(words[i : i + 2]) in _CREDENTIAL_PAIRS:
+        return 2
+    if words[i] in _CREDENTIAL_WORDS and not (words[i] == "secret" and i and words[i - 1] in _SECRET_OBJECT_KINDS):
+        return 1
+    return 0
+
+
+def _is_reference(words: list[str]) -> bool:
+    return bool(words) and (words[0] in _REFERENCE_FIRST or words[-1] in _REFERENCE_LAST)
 
 
 def _k8s_name(value: str) -> str:
@@ -23,7 +52,9 @@ def _k8s_name(value: str) -> str:
 
 
 def _is_credential_key(key: object) -> bool:
-    return bool(_SECRET_KEY.search(str(key))) and not _REFERENCE_KEY.search(str(key))
+    """A key with a word naming a credential anywhere in it: `adminPassword`, `DB_PASSWORD`, `auth.passwords`."""
+    words = _words(key)
+    return any(_credential_at(words, i) for i in range(len(words))) and not _is_reference(words)
 
 
 def _holds_a_value(value: Any) -> bool:
@@ -33,9 +64,52 @@ def _holds_a_value(value: Any) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool) and value != ""
 
 
+# Inside text: `--password=...`, `password: ...` (a line of a multi-line value), `token=...`, and a URL with a
+# password in it (`https://user:...@host`).
+_TEXT_SETTING = re.compile(
+    r"(?<![\w.-])-{0,2}(?P<key>[\w.-]+)[\"']?[ \t]*(?:=|:(?!//))[ \t]*(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;]*)"
+)
+_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
+_FLAG = re.compile(r"^-{1,2}(?P<key>[\w.-]+)$")
+# Values that are no credential: empty, a flag's word, or a reference to one kept elsewhere ($(VAR) in a
+# container's args, ${VAR} or $VAR in a script).
+_NOT_A_CREDENTIAL = re.compile(
+    r"^(|true|false|yes|no|on|off|null|~|\[\]|\{\}|\$\(\w+\)|\$\{\w+\}|\$\w+)$", re.IGNORECASE
+)
+
+
+def _is_credential_text(key: str, value: str) -> bool:
+    """In text, a key whose last word names a credential: `--token-ttl=5m` or `--password-file=...` sets none."""
+    words = _words(key)
+    ends_in_one = any(_credential_at(words, i) == len(words) - i for i in range(max(0, len(words) - 2), len(words)))
+    return ends_in_one and not _is_reference(words) and not _NOT_A_CREDENTIAL.match(value.strip("\"'"))
+
+
+def _text_holds_a_credential(text: str) -> bool:
+    """Whether text (a flag, a line of a script or config file, a URL) sets a credential-looking key to a value."""
+    if _URL_PASSWORD.search(text):
+        return True
+    return any(_is_credential_text(m["key"], m["value"]) for m in _TEXT_SETTING.finditer(text))
+
+
+def _flag_then_value(items: list[Any]) -> list[int]:
+    """Indexes of list items that are the value of the credential-looking flag before them: ['--token', '...']."""
+    return [
+        i + 1
+        for i, (flag, value) in enumerate(itertools.pairwise(items))
+        if isinstance(flag, str)
+        and isinstance(value, str)
+        and (match := _FLAG.match(flag)) is not None
+        and not value.startswith("-")
+        and _is_credential_text(match["key"], value)
+    ]
+
+
 def secret_looking(values: Any, path: str = "") -> list[str]:
-    """Dotted paths in `values` that look like a credential with its value set: under a credential-looking key, or
-    the `value` of a `{name: <credential-looking>, value: ...}` pair (a container's environment variable)."""
+    """Dotted paths in `values` that look like a credential with its value set: under a credential-looking key, the
+    `value` of a `{name: <credential-looking>, value: ...}` pair (a container's environment variable), text that
+    sets one (`--password=...`, a `password: ...` line of a multi-line value), or the word after a credential-looking
+    flag in a list (`['--token', '...']`)."""
     found = []
     if isinstance(values, dict):
         if _is_credential_key(values.get("name", "")) and _holds_a_value(values.get("value")):
@@ -47,8 +121,11 @@ def secret_looking(values: Any, path: str = "") -> list[str]:
             else:
                 found += secret_looking(value, where)
     elif isinstance(values, list):
+        after_flag = _flag_then_value(values)
         for i, value in enumerate(values):
-            found += secret_looking(value, f"{path}[{i}]")
+            found += [f"{path}[{i}]"] if i in after_flag else secret_looking(value, f"{path}[{i}]")
+    elif isinstance(values, str) and _text_holds_a_credential(values):
+        found.append(path)
     return found
 
 

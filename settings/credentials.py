@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from settings.registries import RegistryAuth, registry_host
 from settings.types import host_port, http_url
 
 
@@ -29,6 +31,20 @@ def _datastore_endpoint(value: str) -> str:
     if parts.scheme not in ("postgres", "postgresql") or not parts.hostname:
         raise ValueError("is not a PostgreSQL URL: write postgres://user:password@host:5432/database")
     return value
+
+
+def _log_export_target(value: str) -> str:
+    """host:port, the host a DNS name: the nodes' ncat --ssl-verify matches the endpoint's certificate against the
+    DNS names it holds (or its common name), never against an IP address, so an address never connects."""
+    host = host_port(value).rpartition(":")[0]
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return value
+    raise ValueError(
+        "names its host by an IP address, which the nodes cannot verify the endpoint's certificate against: "
+        "write the host by its DNS name (the one in its certificate), like logs.example.com:12345"
+    )
 
 
 def _tsig_secret(value: str) -> str:
@@ -58,13 +74,25 @@ def _heartbeat_urls(urls: dict[str, str]) -> dict[str, str]:
     return urls
 
 
+def _registry_hosts(auth: dict[str, RegistryAuth]) -> dict[str, RegistryAuth]:
+    for host in auth:
+        try:
+            registry_host(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not a registry host: key each entry by host[:port]") from None
+    return {host.lower(): value for host, value in auth.items()}
+
+
 Text = Annotated[str, AfterValidator(_text)]
 PostgresUrl = Annotated[Text, AfterValidator(_datastore_endpoint)]
-HostPort = Annotated[Text, AfterValidator(host_port)]
+LogTarget = Annotated[Text, AfterValidator(_log_export_target)]
 TsigSecret = Annotated[Text, AfterValidator(_tsig_secret)]
 UrlMap = Annotated[dict[str, str], BeforeValidator(_json_map), AfterValidator(_heartbeat_urls)]
+RegistryAuthMap = Annotated[dict[str, RegistryAuth], BeforeValidator(_json_map), AfterValidator(_registry_hosts)]
 MAP_HINTS = {  # what a map credential must look like, said when it does not
     "heartbeatUrls": "must be a map of hostname to URL: pulumi config set --secret --path 'heartbeatUrls.node0' <URL>",
+    "registryAuth": "must be a map of a registry host to its credentials, one form each: pulumi config set --secret "
+    "--path 'registryAuth[\"mirror.lan:5000\"].username' <user> (and .password), or .auth, or .identityToken",
     "addonValues": "must be a map of a chart's name (addons.charts[].name) to the YAML text of its secret values: "
     "pulumi config set --secret --path 'addonValues.<name>' \"$(cat values.yaml)\"",
 }
@@ -80,9 +108,10 @@ class Credentials(BaseModel):
     datastore_endpoint: PostgresUrl | None = Field(
         default=None, description="PostgreSQL URL for datastore.type postgres: postgres://user:password@host:5432/k3s"
     )
-    log_export_target: HostPort | None = Field(
+    log_export_target: LogTarget | None = Field(
         default=None,
-        description="host:port of a TLS log endpoint (e.g. Papertrail) that every node sends its journal to",
+        description="host:port of a TLS log endpoint (e.g. Papertrail), its host by DNS name, that every node sends "
+        "its journal to",
     )
     healthchecks_api_key: Text | None = Field(
         default=None, description="read-write API key of the healthchecks project, for heartbeat.provider healthchecks"
@@ -96,6 +125,11 @@ class Credentials(BaseModel):
     )
     addon_values: Annotated[dict[str, str], BeforeValidator(_json_map)] = Field(
         default_factory=dict, description="map of addons.charts[].name to YAML of that chart's secret values"
+    )
+    registry_auth: RegistryAuthMap = Field(
+        default_factory=dict,
+        description="map of a registry host (host[:port] of a mirror endpoint, or of a registry pulled from) to "
+        "its credentials: username and password, auth, or identityToken",
     )
     vultr_api_key: Text | None = Field(
         default=None, description="Vultr API key, for datastore.type vultr (its access control must allow this machine)"

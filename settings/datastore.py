@@ -9,13 +9,20 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from settings.model_base import Model, empty_is_none
-from settings.types import DnsName, HostName, HttpUrl
+from settings.types import DnsName, HostName, HttpUrl, http_url
 
 _REGION = re.compile(r"^[a-z]{3,4}$")
 _PLAN = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX = re.compile(r"^([A-Za-z0-9._-]+/)*$")
 _TAG = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
+VULTR_API_ROOT = "/v2"  # the version root of the Vultr API, below its origin
+
+
+def vultr_api_origin(url: str) -> str:
+    """The Vultr API's origin, however it is written: with or without the version root and a trailing slash."""
+    origin = url.rstrip("/")
+    return origin.removesuffix(VULTR_API_ROOT).rstrip("/") if origin.endswith(VULTR_API_ROOT) else origin
 
 
 def _region(value: str) -> str:
@@ -63,6 +70,7 @@ Plan = Annotated[str, AfterValidator(_plan)]
 Bucket = Annotated[str, AfterValidator(_bucket)]
 KeyPrefix = Annotated[str, AfterValidator(_prefix)]
 VultrTag = Annotated[str, AfterValidator(_tag)]
+VultrApiUrl = Annotated[str, AfterValidator(http_url), AfterValidator(vultr_api_origin)]
 
 
 class Backups(Model):
@@ -86,6 +94,15 @@ class DumpKeep(Model):
     hourly: int = Field(default=24, ge=0, le=1000, description="dumps every hour, this many kept")
     daily: int = Field(default=7, ge=0, le=1000, description="dumps every day, this many kept")
     weekly: int = Field(default=4, ge=0, le=1000, description="dumps every week, this many kept")
+
+    @model_validator(mode="after")
+    def _some_schedule(self) -> DumpKeep:
+        if not self.schedules():
+            raise ValueError(
+                "every schedule keeps 0 dumps, so no dump would ever be taken: keep at least one (hourly, daily or "
+                "weekly), or remove datastore.dumps to have none"
+            )
+        return self
 
     def schedules(self) -> dict[str, int]:
         """Each schedule that keeps a dump, with how many it keeps."""
@@ -151,7 +168,10 @@ class Vultr(Model):
     ] = Field(default=(), description="the networks that may reach SSH (TCP 22); default none: SSH closed")
     backups: Backups = Field(default=Backups(), description="Vultr's automatic backups of the VM")
     max_connections: int = Field(default=100, ge=10, le=10000, description="PostgreSQL's max_connections")
-    api_url: HttpUrl = Field(default="https://api.vultr.com", description="the Vultr API's address (API v2 below it)")
+    api_url: VultrApiUrl = Field(
+        default="https://api.vultr.com",
+        description="the Vultr API's address (API v2 below it; written with or without /v2, it is the same API)",
+    )
     apt_mirror: Annotated[HttpUrl | None, BeforeValidator(empty_is_none)] = Field(
         default=None, description="a Debian mirror for the VM's packages; default: the image's own"
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from settings.model import Heartbeat, Node, Settings
+from settings.model import Heartbeat, Node, Settings, fqdn
 
 MAX_CHECK_NAME = 100  # the healthchecks API refuses a longer name: "name is too long"
+RESTORE_CHECK_PERIOD = 604800  # the restore check runs weekly
+RESTORE_CHECK_GRACE = 86400  # and may start an hour late, or after the VM was down for a while (Persistent=)
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,14 @@ def _tags(settings: Settings, *own: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(["ephemeros", settings.cluster_name, *own, *_heartbeat(settings).tags]))
 
 
+def node_check_name(hostname: str, domain: str) -> str:
+    """A node's check is named by the node's FQDN (`domain` as the settings read it)."""
+    return fqdn(hostname, domain)
+
+
 def node_check(settings: Settings, node: Node) -> CheckSpec:
     heartbeat = _heartbeat(settings)
-    name = settings.fqdn(node)
+    name = node_check_name(node.hostname, settings.domain)
     return CheckSpec(
         name=name,
         slug=_slug(name),
@@ -72,21 +79,40 @@ def cluster_check(settings: Settings) -> CheckSpec | None:
     )
 
 
+def _datastore_check(settings: Settings, what: str, desc: str, timeout: int, grace: int) -> CheckSpec:
+    heartbeat = _heartbeat(settings)
+    name = f"k3s datastore {settings.cluster_name} {what} ({settings.domain})"
+    return CheckSpec(
+        name=name,
+        slug=_slug(name),
+        tags=_tags(settings, "datastore"),
+        desc=desc,
+        timeout=timeout,
+        grace=max(heartbeat.grace, grace),
+        channels=heartbeat.channels,
+    )
+
+
 def dumps_check(settings: Settings) -> CheckSpec | None:
     """A check that the datastore's dump job pings at every run: it alerts when dumps stop or fail."""
     dumps = settings.datastore.dumps
     period = dumps.keep.period() if dumps is not None else None
     if not uses_healthchecks(settings) or period is None:
         return None
-    heartbeat = _heartbeat(settings)
-    name = f"k3s datastore {settings.cluster_name} dumps ({settings.domain})"
-    return CheckSpec(
-        name=name,
-        slug=_slug(name),
-        tags=_tags(settings, "datastore"),
-        desc=f"ephemeros: dumps of cluster {settings.cluster_name}'s datastore to its bucket; each run pings "
-        "/start, then success or its exit status",
-        timeout=period,
-        grace=max(heartbeat.grace, 3600),
-        channels=heartbeat.channels,
+    desc = (
+        f"ephemeros: dumps of cluster {settings.cluster_name}'s datastore to its bucket; each run pings /start, then "
+        "success or its exit status"
     )
+    return _datastore_check(settings, "dumps", desc, period, 3600)
+
+
+def restore_check(settings: Settings) -> CheckSpec | None:
+    """A check that the datastore's weekly restore check pings: it alerts when the newest dump does not restore,
+    or when the check stops running."""
+    if not uses_healthchecks(settings) or settings.datastore.dumps is None:
+        return None
+    desc = (
+        f"ephemeros: every week, cluster {settings.cluster_name}'s datastore restores its newest dump into a scratch "
+        "database and checks it; each run pings /start, then success or its exit status"
+    )
+    return _datastore_check(settings, "restore check", desc, RESTORE_CHECK_PERIOD, RESTORE_CHECK_GRACE)

@@ -8,27 +8,34 @@ from urllib.parse import quote
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from base.node_layout import K3S_API_PORT, config_name
+from base.node_layout import K3S_API_PORT, boot_script_name, config_name
 from settings.addons import Addons, Kubernetes
 from settings.datastore import Datastore
 from settings.model_base import Model, empty_is_none, off
+from settings.registries import Registries
+from settings.snippets import Snippet, Snippets
 from settings.types import (
     AbsolutePath,
+    ChannelList,
     CheckTag,
     DnsName,
     FlatcarVersion,
     HostName,
     HttpUrl,
+    ImageReference,
     InterfaceName,
     K3sVersion,
     KernelArg,
     LabelKey,
     LabelValue,
     MacAddress,
+    NameServer,
     Sha256,
     SshPublicKey,
     Taint,
+    host_and_port,
 )
+from settings.updates import Updates
 
 Role = Literal["server", "agent"]
 K3sComponent = Literal["traefik", "servicelb", "local-storage", "metrics-server", "coredns"]
@@ -67,7 +74,8 @@ class K3s(Model):
 
 
 class Flatcar(Model):
-    """The Flatcar Container Linux release that nodes boot into RAM."""
+    """The Flatcar Container Linux release that nodes boot into RAM. Each node's served boot script names it, so a
+    change reaches a node at its next boot without writing its stick again."""
 
     version: FlatcarVersion = Field(default="4593.2.5", description="release to boot, or 'current'")
     base_url: HttpUrl = Field(
@@ -138,6 +146,9 @@ class Node(Model):
     taints: tuple[Taint, ...] = Field(default=(), description="Kubernetes taints of the node, key[=value]:Effect")
     kernel_args: tuple[KernelArg, ...] = Field(default=(), description="extra kernel arguments for this node")
     stick: Stick | None = Field(default=None, description="write this node's stick to a device during pulumi up")
+    snippets: tuple[Snippet, ...] = Field(
+        default=(), description="Ignition 3.3 fragments (YAML) for this node, merged after the others (public)"
+    )
 
     @model_validator(mode="after")
     def _network(self) -> Node:
@@ -166,7 +177,9 @@ class Heartbeat(Model):
     tags: tuple[CheckTag, ...] = Field(
         default=(), description="tags for every check, besides ephemeros, cluster, role; one word each"
     )
-    channels: str = Field(default="*", description="notification channels: '*' for all, or a comma-separated list")
+    channels: ChannelList = Field(
+        default="*", description="notification channels: '*' for all, '' for none, or a comma-separated list of names"
+    )
     cluster_check: bool = Field(default=False, description="also make one check for the whole cluster")
 
 
@@ -178,7 +191,7 @@ class KubeVip(Model):
     interface: InterfaceName | None = Field(
         default=None, description="the servers' interface on the VIP's network, e.g. eno1 or bond0 (required)"
     )
-    image: str = Field(
+    image: ImageReference = Field(
         default="ghcr.io/kube-vip/kube-vip:v0.9.2",
         description="kube-vip's image; pin it by digest (<image>@sha256:...) or point it at a LAN mirror",
     )
@@ -193,7 +206,7 @@ class KubeVip(Model):
 class Rfc2136(Model):
     """DNS updates (RFC 2136) signed with TSIG, accepted by BIND, Knot, PowerDNS and many routers."""
 
-    server: str = Field(description="address of the primary name server")
+    server: NameServer = Field(description="host name or IP address of the primary name server (IPv6 too)")
     port: int = Field(default=53, ge=1, le=65535, description="its DNS port")
     zone: DnsName = Field(description="the zone the nodes' names are in, as the server serves it")
     key_name: DnsName = Field(description="name of the TSIG key the server's update policy allows")
@@ -205,6 +218,11 @@ class Rfc2136(Model):
         default=".tools/nodetools/ephemeros-dnsupdate",
         description="the program nodes run to update their own records; served next to the Ignition configs",
     )
+
+    @property
+    def endpoint(self) -> str:
+        """server:port, with an IPv6 address in brackets."""
+        return host_and_port(self.server, self.port)
 
 
 class Namecheap(Model):
@@ -252,6 +270,11 @@ class Rotation(Model):
     admin_kubeconfig: int = Field(default=0, ge=0, description="generation of the admin kubeconfig's certificate")
 
 
+def fqdn(hostname: str, domain: str) -> str:
+    """A node's FQDN, from its hostname and the stack's domain (as the settings read it: lower case, no final dot)."""
+    return f"{hostname}.{domain}"
+
+
 class Settings(Model):
     """All non-secret settings of a stack."""
 
@@ -282,6 +305,11 @@ class Settings(Model):
     )
     addons: Addons = Field(default=Addons(), description="Helm charts and manifests the cluster runs")
     kubernetes: Kubernetes = Field(default=Kubernetes(), description="how Pulumi works with the cluster's API")
+    updates: Annotated[Updates | None, AfterValidator(_disabled_is_none)] = Field(
+        default=None, description="coordinated reboots", json_schema_extra=off({"enabled": False})
+    )
+    registries: Registries = Field(default=Registries(), description="image registries and mirrors for k3s")
+    snippets: Snippets = Field(default=Snippets(), description="Ignition 3.3 fragments merged into nodes' configs")
     rotate: Rotation = Field(default=Rotation(), description="generations of the cluster's secrets")
 
     @property
@@ -297,7 +325,10 @@ class Settings(Model):
         return f"https://{self.api_server}:{K3S_API_PORT}"
 
     def fqdn(self, node: Node) -> str:
-        return f"{node.hostname}.{self.domain}"
+        return fqdn(node.hostname, self.domain)
 
     def ignition_url(self, node: Node) -> str:
         return f"{self.ignition_base_url}/{config_name(node.hostname)}"
+
+    def boot_script_url(self, node: Node) -> str:
+        return f"{self.ignition_base_url}/{boot_script_name(node.hostname)}"

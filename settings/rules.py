@@ -4,17 +4,32 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from ipaddress import IPv4Address, ip_address
+from ipaddress import IPv4Address, IPv4Network, ip_address
 
 import yaml
 
+from base import stick_layout as B
+from base.node_layout import BOOT_DIGEST_ARG
+from base.registries_file import configs_entries
 from settings.credentials import Credentials
 from settings.dns_plan import datastore_record, in_zone, taken_names
-from settings.heartbeat_plan import MAX_CHECK_NAME, cluster_check, dumps_check, node_check, uses_healthchecks
+from settings.heartbeat_plan import (
+    MAX_CHECK_NAME,
+    cluster_check,
+    dumps_check,
+    node_check,
+    restore_check,
+    uses_healthchecks,
+)
 from settings.model import Settings
+from settings.node_plan import node_plan
+from settings.registries import registries_warnings, stick_entries
+from settings.updates import updates_warnings
 
+# The dev stack's placeholder SSH key (stacks/dev.yaml): its private half was thrown away, so it lets no one in.
+PLACEHOLDER_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILY9Yw23VJ4gHbd+RofU9iScY1bdpnqijBk+ZP8EsMOA"
 # Kernel arguments that the boot script sets itself; a node may not override them.
-RESERVED_KERNEL_ARGS = ("initrd", "ignition.config.url", "flatcar.first_boot", "BOOT_IMAGE")
+RESERVED_KERNEL_ARGS = ("initrd", "ignition.config.url", "flatcar.first_boot", "BOOT_IMAGE", BOOT_DIGEST_ARG)
 
 
 def _duplicates(values: Iterable[object]) -> list[str]:
@@ -123,7 +138,34 @@ def _addon_problems(settings: Settings, credentials: Credentials) -> list[str]:
             problems.append(
                 f"addonValues.{name}: is not a YAML mapping of values: write it like 'auth: {{password: ...}}'"
             )
-    return problems
+    return problems + _stick_problems(settings, credentials)
+
+
+def _stick_problems(settings: Settings, credentials: Credentials) -> list[str]:
+    """What a node's stick carries from the secret settings, beside what Pulumi makes (tokens, CAs, keys), must fit
+    its secrets partition: the charts' secret values on a server (unless Pulumi applies them), the registries'
+    credentials on every node."""
+    room = B.SECRETS_DATA_LIMIT - B.SECRETS_OTHER_FILES
+    auth = len(configs_entries(stick_entries(settings.registries, credentials.registry_auth)).encode())
+    largest = (0, 0)  # (secret values, registry credentials) of the node that carries the most
+    for node in settings.nodes:
+        plan = node_plan(settings, node, credentials)
+        values = sum(len(credentials.addon_values[chart].encode()) for chart in plan.addon_secret_values)
+        largest = max(largest, (values, auth if plan.registry_auth_hosts else 0), key=sum)
+    values, auth = largest
+    if values + auth <= room:
+        return []
+    if not values:
+        return [
+            f"registryAuth: the registries' credentials take {auth // 1024} KiB, and a node's stick holds "
+            f"{room // 1024} KiB of them (its secrets partition also carries its tokens): make them smaller"
+        ]
+    also = f" and the registries' credentials (registryAuth) {auth // 1024} KiB" if auth else ""
+    return [
+        f"addonValues: the secret values take {values // 1024} KiB{also}, and a server's stick holds "
+        f"{room // 1024} KiB of them (its secrets partition also carries its tokens and the cluster's CAs): make them "
+        "smaller, or keep large values in a Secret of your own"
+    ]
 
 
 def _kube_vip_problems(settings: Settings) -> list[str]:
@@ -138,18 +180,42 @@ def _kube_vip_problems(settings: Settings) -> list[str]:
         ]
     vip = IPv4Address(address)
     problems = []
+    reserved: dict[tuple[str, IPv4Network], list[str]] = {}  # (what the VIP is there, network) -> its nodes
     for node in settings.nodes:
-        if node.address is not None and node.address.ip == vip:
+        if node.address is None:
+            continue
+        network = node.address.network
+        if node.address.ip == vip:
             problems.append(
                 f"apiServerAddress: {vip} is node {node.hostname}'s own address; the virtual IP must be one no "
                 "machine has"
             )
-        elif node.role == "server" and node.address is not None and vip not in node.address.network:
+        elif node.role == "server" and vip not in network:
             problems.append(
-                f"apiServerAddress: {vip} is outside server {node.hostname}'s network {node.address.network}; "
+                f"apiServerAddress: {vip} is outside server {node.hostname}'s network {network}; "
                 "kube-vip announces it there with ARP, so it must be in that network"
             )
+        elif what := _reserved_address(vip, network, node.gateway):
+            reserved.setdefault((what, network), []).append(node.hostname)
+    for (what, network), hostnames in reserved.items():
+        problems.append(
+            f"apiServerAddress: {vip} is the {what} of {network} (the network of {', '.join(hostnames)}), which no "
+            f"server can hold: give a free host address of that network, {network[1]} to {network[-2]}, that no "
+            "machine has"
+        )
     return problems
+
+
+def _reserved_address(address: IPv4Address, network: IPv4Network, gateway: IPv4Address | None) -> str | None:
+    """What `address` already is on `network`, if it is not a free host address there: its gateway, or its network
+    or broadcast address (a /31 or /32 has neither)."""
+    if address == gateway:
+        return "gateway"
+    if network.prefixlen < 31 and address == network.network_address:
+        return "network address"
+    if network.prefixlen < 31 and address == network.broadcast_address:
+        return "broadcast address"
+    return None
 
 
 def _check_name_problems(settings: Settings) -> list[str]:
@@ -167,6 +233,7 @@ def _check_name_problems(settings: Settings) -> list[str]:
     for key, what, check in (
         ("heartbeat.clusterCheck", "the cluster's check", cluster_check(settings)),
         ("datastore.dumps", "the dumps' check", dumps_check(settings)),
+        ("datastore.dumps", "the restore check's heartbeat check", restore_check(settings)),
     ):
         if check is not None and len(check.name) > MAX_CHECK_NAME:
             problems.append(
@@ -295,14 +362,27 @@ def cluster_warnings(settings: Settings) -> list[str]:
     warnings = []
     if settings.ignition_base_url.startswith("http://"):
         warnings.append(
-            "ignitionBaseUrl is plain http: anyone on the network path can change what nodes run; "
-            "serve the Ignition configs over https or only on a trusted LAN"
+            "ignitionBaseUrl is plain http: anyone on the network path can change what nodes run (their boot "
+            "scripts and Ignition configs are served there); serve them over https or only on a trusted LAN"
         )
     if settings.flatcar.base_url.startswith("http://"):
         warnings.append(
             "flatcar.baseUrl is plain http: nothing checks the kernel and initrd that nodes boot (the stick's iPXE "
             "verifies no signatures), so anyone on the network path can change what nodes run; use https, which "
             "iPXE checks against its built-in root certificates, or a mirror on a trusted LAN"
+        )
+    for i, chart in enumerate(settings.addons.charts):
+        if chart.repo.startswith("http://"):
+            warnings.append(
+                f"addons.charts[{i}].repo ({chart.name}) is plain http: anyone on the network path to the repository "
+                "can change the chart that runs in the cluster; use https, or a repository on a trusted LAN"
+            )
+    dumps = settings.datastore.dumps
+    if dumps is not None and dumps.endpoint.startswith("http://"):
+        warnings.append(
+            "datastore.dumps.endpoint is plain http: the dumps (the cluster's whole state, its Secrets included) and "
+            "the bucket's access key id travel in clear, and anyone on the network path can read them or change "
+            "what a restore reads: use https"
         )
     if settings.flatcar.version == "current":
         warnings.append("flatcar.version is 'current': nodes boot whatever release is newest at boot time")
@@ -319,11 +399,20 @@ def cluster_warnings(settings: Settings) -> list[str]:
                 f"apiServerAddress {settings.api_server} gets no DNS record: no server has a static address; "
                 "give servers addresses, or leave apiServerAddress unset to use the first server's name"
             )
-        vultr = settings.datastore.vultr
-        if vultr is not None and vultr.dns_name is not None and datastore_record(settings) is None:
+    vultr = settings.datastore.vultr
+    if vultr is not None and vultr.dns_name is not None and datastore_record(settings) is None:
+        rfc2136 = dns.rfc2136 if dns is not None else None
+        where = f"not in zone {rfc2136.zone}" if rfc2136 else "in no zone that pulumi up keeps (dns.rfc2136 is not set)"
+        warnings.append(
+            f"datastore.vultr.dnsName {vultr.dns_name} is {where}, so pulumi up keeps no record for it: servers "
+            "connect to that name, so point it at the datastore's address yourself"
+        )
+    for i, key in enumerate(settings.ssh_keys):
+        if key.split()[:2] == PLACEHOLDER_SSH_KEY.split():
             warnings.append(
-                f"datastore.vultr.dnsName {vultr.dns_name} is not in zone {dns.rfc2136.zone}, so pulumi up keeps no "
-                "record for it: servers connect to that name, so point it at the datastore's address yourself"
+                f"sshKeys[{i}] is the dev stack's placeholder key, whose private half nobody has: no one can log in "
+                f"to the nodes with it; put your own public key there: pulumi config set --path 'sshKeys[{i}]' "
+                '"$(cat ~/.ssh/id_ed25519.pub)" --stack <stack>'
             )
     if settings.kube_vip is not None and not any(n.address for n in settings.servers):
         warnings.append(
@@ -336,4 +425,6 @@ def cluster_warnings(settings: Settings) -> list[str]:
             "member removed first), but if every server is down at once the cluster's state is lost (its identity "
             "is not: the PKI and tokens are the program's); vultr or postgres keep the state outside the nodes"
         )
+    warnings += updates_warnings(settings.updates, settings.datastore.type)
+    warnings += registries_warnings(settings.registries)
     return warnings

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 import struct
 from typing import Annotated
@@ -35,10 +36,31 @@ _KUBELET_LABELS = {
     "topology.kubernetes.io/zone",
 }
 _KUBELET_LABEL_PREFIXES = ("kubelet.kubernetes.io/", "node.kubernetes.io/")
+# An image reference as containerd reads it (distribution/reference's grammar), its registry written out:
+# registry[:port]/repository[:tag][@sha256:digest]. A registry is a domain name with a dot, localhost, or an IP
+# address, so that it is not read as the repository's first part (which containerd takes as one of docker.io's).
+_REGISTRY_COMPONENT = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REFERENCE = re.compile(
+    rf"(?P<registry>(?:{_REGISTRY_COMPONENT}(?:\.{_REGISTRY_COMPONENT})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?)"
+    rf"/(?P<repository>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@sha256:(?P<digest>[0-9a-f]{64}))?",
+    re.ASCII,
+)
 
 
 def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
+
+
+def host_name(value: str) -> str:
+    """A DNS label in lowercase: Kubernetes refuses a node name with capitals, and k3s names the node after it."""
+    if value != value.lower() and _DNS_LABEL.match(value.lower()):
+        raise ValueError(
+            f"{value!r} has capital letters: names here are lowercase DNS labels (Kubernetes refuses capitals in a "
+            f"node's name), and ephemeros does not change what you wrote: write {value.lower()!r}"
+        )
+    return dns_label(value)
 
 
 def dns_label(value: str) -> str:
@@ -212,13 +234,61 @@ def check_tag(value: str) -> str:
     return value
 
 
+def channel_list(value: str) -> str:
+    """healthchecks channels: "*" (all), "" (none) or names and ids separated by commas. Spaces around the commas
+    are dropped: the API matches names exactly, whitespace included."""
+    if value.strip() in ("*", ""):
+        return value.strip()
+    items = [item.strip() for item in value.split(",")]
+    if "" in items:
+        raise ValueError(f"{value!r} has an empty entry: name channels separated by commas, e.g. ops-mail,oncall")
+    return ",".join(items)
+
+
+def name_server(value: str) -> str:
+    """A name server's host name or IP address; an IPv6 address may come in brackets ([2001:db8::53]), which are
+    dropped here and added back wherever a port follows."""
+    host = value.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{value!r}: only an IPv6 address goes in brackets") from None
+        return host
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not dns_name_ok(host.lower().rstrip(".")):
+        raise ValueError(f"{value!r} is not a host name or an IP address (IPv6: 2001:db8::53 or [2001:db8::53])")
+    return host.lower().rstrip(".")
+
+
+def host_and_port(host: str, port: int) -> str:
+    """host:port, with an IPv6 address in brackets ([2001:db8::53]:53), as Go's net.Dial and URLs want it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def image_reference(value: str) -> str:
+    match = _IMAGE_REFERENCE.fullmatch(value)
+    if match and not ("." in match["registry"] or ":" in match["registry"] or match["registry"] == "localhost"):
+        raise ValueError(f"{value!r} names no registry: write it out, e.g. docker.io/{value}")
+    if not match:
+        raise ValueError(
+            f"{value!r} is not an image reference: write registry/repository[:tag][@sha256:<64 hex digits>], the "
+            "registry included, e.g. ghcr.io/kubereboot/kured:1.20.0 or mirror.lan:5000/kubereboot/kured:1.20.0"
+        )
+    return value
+
+
 def absolute_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError(f"{value!r} is not an absolute path: write it from /, e.g. /dev/disk/by-id/usb-...")
     return value
 
 
-HostName = Annotated[str, BeforeValidator(_lower), AfterValidator(dns_label)]
+HostName = Annotated[str, AfterValidator(host_name)]
 DnsName = Annotated[str, BeforeValidator(_lower), AfterValidator(dns_name)]
 MacAddress = Annotated[str, BeforeValidator(_lower), AfterValidator(mac_address)]
 K3sVersion = Annotated[str, AfterValidator(k3s_version)]
@@ -232,4 +302,7 @@ Taint = Annotated[str, AfterValidator(taint)]
 SshPublicKey = Annotated[str, AfterValidator(ssh_public_key)]
 KernelArg = Annotated[str, AfterValidator(kernel_arg)]
 AbsolutePath = Annotated[str, AfterValidator(absolute_path)]
+ImageReference = Annotated[str, AfterValidator(image_reference)]
 CheckTag = Annotated[str, AfterValidator(check_tag)]
+ChannelList = Annotated[str, AfterValidator(channel_list)]
+NameServer = Annotated[str, AfterValidator(name_server)]

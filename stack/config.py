@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import pulumi
 import pulumi.runtime.config as runtime_config
 
+from base.problems import shown_once
 from settings import NAMESPACE, LoadedSettings, SettingsError, load_settings
 
 # The exit code by which Pulumi's Python exec script tells the language host that the program has already shown
@@ -17,7 +19,7 @@ EXIT_ERROR_SHOWN = 32
 
 def stop(message: str) -> NoReturn:
     """End the program with `message` as its one error."""
-    pulumi.log.error(message)
+    pulumi.log.error(shown_once(message))
     sys.exit(EXIT_ERROR_SHOWN)
 
 
@@ -40,8 +42,13 @@ def load_stack_settings() -> LoadedSettings:
         loaded = load_settings({k: v for k, v in raw.items() if k.startswith(f"{NAMESPACE}:")}, secret)
     except SettingsError as error:
         stop(str(error))
-    if loaded.warnings and pulumi.runtime.is_dry_run():
-        # One block, and only while previewing (`pulumi up` previews first), so that each warning is shown once.
-        lines = "\n".join(f"  - {warning}" for warning in loaded.warnings)
-        pulumi.log.warn(f"the stack configuration works, with {len(loaded.warnings)} warning(s):\n{lines}")
+    warn("the stack configuration works", loaded.warnings)
     return loaded
+
+
+def warn(what: str, warnings: Sequence[str]) -> None:
+    """`warnings` as one block, only while previewing (`pulumi up` previews first, then runs the program again), and
+    kept off the progress rows: so that each is shown once."""
+    if warnings and pulumi.runtime.is_dry_run():
+        lines = "\n".join(f"  - {warning}" for warning in warnings)
+        pulumi.log.warn(shown_once(f"{what}, with {len(warnings)} warning(s):\n{lines}"))

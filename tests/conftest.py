@@ -4,6 +4,12 @@ Scenarios: a module marked `pytest.mark.scenario` tells one story in steps, its 
 from the state the previous ones left (a stack under the real engine is slow to make, and a stack's life is the
 thing under test). A step whose predecessors did not all pass fails at once, naming the first that did not,
 instead of failing later in a confusing way; so run such a module whole.
+
+Side by side: `make test` runs the modules on several pytest-xdist workers (`--dist loadfile`), each module whole
+on one worker in file order, the longest first: those that boot virtual machines, then those that start servers or
+the engine, then the rest. The modules that boot VMs go in VM_GROUPS, each group on one worker, so that no more VMs
+run at once than there are groups: under TCG a VM takes a core, and three at once on two cores made cloud-init
+outlast its test's timeout.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pulumi
 import pytest
@@ -27,6 +34,46 @@ def _steps(module: ModuleType) -> list[str]:
     """The module's test functions, in the order they are written."""
     functions = [f for name, f in vars(module).items() if name.startswith("test_") and inspect.isfunction(f)]
     return [f.__name__ for f in sorted(functions, key=lambda f: f.__code__.co_firstlineno)]
+
+
+def _rank(item: pytest.Item) -> int:
+    """Where a test's module goes in the run: the longest modules first."""
+    for rank, marker in enumerate(("vm", "slow", "engine")):
+        if item.get_closest_marker(marker) is not None:
+            return rank
+    return 3
+
+
+# The VM modules by group, each group run whole on one worker, the groups about as long as each other on two shared
+# cores (the datastore VM's module ~20-25 min; the whole node's, the boot tests' and the Debian VM's together ~20).
+VM_GROUPS = {
+    "tests/test_datastore_vm.py": "datastore-vm",
+    "tests/test_whole_node.py": "more-vms",
+    "tests/test_boot_qemu.py": "more-vms",
+    "tests/test_debian_vm.py": "more-vms",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with the modules of each of VM_GROUPS as one unit of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
+
+    class ModulesAndVmGroups(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return VM_GROUPS.get(module, module)
+
+    return ModulesAndVmGroups(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    module_rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        module_rank[module] = min(module_rank.get(module, 3), _rank(item))
+    items.sort(key=lambda item: module_rank[item.nodeid.split("::")[0]])  # stable: a module keeps its order
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

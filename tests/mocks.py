@@ -40,6 +40,8 @@ class Recorder(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ.endswith(":RandomSecret"):
             outputs["result"] = f"generated-{args.name}"
+        if args.typ.endswith(":RandomId"):
+            outputs["hex"] = f"id-of-{args.name}"
         if args.typ.endswith(":HeartbeatCheck"):
             outputs["uuid"] = f"uuid-of-{args.name}"
             outputs["pingUrl"] = f"https://hc.example.net/ping/uuid-of-{args.name}"

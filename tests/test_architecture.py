@@ -9,6 +9,8 @@ from pathlib import Path
 
 from harness.stack import REPO
 
+OUTSIDE = {"harness", "tests", "bench", "status"}  # packages outside the program: it never imports them
+
 
 def floors() -> dict[str, int]:
     """Package -> floor, read from ARCHITECTURE.md's table."""
@@ -33,7 +35,7 @@ def imports(path: Path) -> set[str]:
 
 def test_the_table_names_every_program_package() -> None:
     table = floors()
-    program = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"harness", "tests", "bench"}
+    program = {p.parent.name for p in REPO.glob("*/__init__.py")} - OUTSIDE
     assert program == set(table), "a package is missing from ARCHITECTURE.md's table, or the table names a ghost"
 
 
@@ -44,7 +46,7 @@ def test_every_import_points_down() -> None:
     modules.append((REPO / "__main__.py", "__main__"))
     for path, package in modules:
         floor = table.get(package, max(table.values()) + 1)
-        for imported in imports(path) & (set(table) | {"harness", "tests", "bench"}):
+        for imported in imports(path) & (set(table) | OUTSIDE):
             if imported == package:
                 continue
             if imported not in table:
@@ -58,3 +60,51 @@ def test_mypy_checks_every_package() -> None:
     checked = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]["files"])
     packages = {p.parent.name for p in REPO.glob("*/__init__.py")}
     assert packages - checked == set(), "add the package to [tool.mypy] files in pyproject.toml"
+
+
+def _harness_modules() -> dict[str, Path]:
+    """harness module name (e.g. harness.fakes.vultr) -> its file."""
+    return {
+        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in (REPO / "harness").rglob("*.py")
+    }
+
+
+def _module_imports(path: Path) -> set[str]:
+    """Every module a file imports by its full name, type-only imports included."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_harness_imports_neither_tests_nor_benchmarks() -> None:
+    """The harness serves the tests and the benchmarks; it must not lean on either."""
+    wrong = [
+        f"{path.relative_to(REPO)} imports {package}"
+        for path in (REPO / "harness").rglob("*.py")
+        for package in imports(path) & {"tests", "bench"}
+    ]
+    assert wrong == []
+
+
+def test_the_harness_has_no_import_circle() -> None:
+    modules = _harness_modules()
+    edges = {name: _module_imports(path) & modules.keys() - {name} for name, path in modules.items()}
+    circles = []
+    for start in sorted(edges):
+        stack: list[tuple[str, tuple[str, ...]]] = [(start, (start,))]
+        seen: set[str] = set()
+        while stack:
+            current, path = stack.pop()
+            for following in sorted(edges[current]):
+                if following == start:
+                    circles.append(" -> ".join((*path, start)))
+                elif following not in seen:
+                    seen.add(following)
+                    stack.append((following, (*path, following)))
+    assert circles == []

@@ -1,7 +1,8 @@
 """The dev stack's sticks, built by `pulumi up` under the real engine, boot in QEMU under UEFI and BIOS.
 
-A loopback HTTP server stands in for flatcar.baseUrl and serves Debian's kernel with a busybox init (see
-harness/boot_assets.py) that reports the kernel command line and the secrets partition's files.
+A loopback HTTP server serves what `pulumi up` made to be served (the nodes' boot scripts, at ignitionBaseUrl), and
+stands in for flatcar.baseUrl with Debian's kernel and a busybox init (see harness/boot_assets.py) that reports the
+kernel command line and the secrets partition's files.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import pytest
 
 from base import node_layout as L
 from base import stick_layout as B
-from bootmedia.boot_script import boot_script, syslinux_config
+from bootmedia.boot_script import served_boot_script, stick_boot_script, syslinux_config
 from bootmedia.bootloader import check_bootloader
 from bootmedia.image import ImageSpec, build_image
-from bootmedia.secret_files import GeneratedSecrets, secret_files
 from harness import qemu
 from harness.boot_assets import MARKER, boot_assets
+from harness.generated_secrets import GeneratedSecrets, secret_files
 from harness.http_server import serve_directory
 from harness.pulumi_project import PulumiProject
 from harness.stack import REPO, stack_settings, to_raw
@@ -31,7 +32,7 @@ from pki.k3s import secure_token
 from settings import load_settings
 from settings.model import Bootloader
 
-pytestmark = [pytest.mark.slow, pytest.mark.engine]
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.engine]
 VERSION = "4593.2.5"
 HOSTS = [n["hostname"] for n in stack_settings("dev")["nodes"]]
 
@@ -43,6 +44,7 @@ class DevSticks:
 
 
 def flatcar_mirror(root: Path, with_kernel: bool) -> Path:
+    """`root` laid out as flatcar.baseUrl (<root>/<version>/...); `root/ignition` is where ignitionBaseUrl points."""
     release = root / VERSION
     release.mkdir(parents=True)
     assets = boot_assets()
@@ -52,19 +54,27 @@ def flatcar_mirror(root: Path, with_kernel: bool) -> Path:
     return root
 
 
+@dataclass(frozen=True)
+class Mirror:
+    root: Path
+    url: str  # as the guests reach it
+
+
 @pytest.fixture(scope="module")
-def mirror_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
     qemu.require_qemu()
     root = flatcar_mirror(tmp_path_factory.mktemp("flatcar"), with_kernel=True)
     with serve_directory(root) as (url, _):
-        yield url.replace("127.0.0.1", qemu.HOST_FROM_GUEST)
+        yield Mirror(root, url.replace("127.0.0.1", qemu.HOST_FROM_GUEST))
 
 
 @pytest.fixture(scope="module")
-def dev_sticks(tmp_path_factory: pytest.TempPathFactory, mirror_url: str) -> Iterator[DevSticks]:
+def dev_sticks(tmp_path_factory: pytest.TempPathFactory, mirror: Mirror) -> Iterator[DevSticks]:
     settings = stack_settings("dev")
-    settings["flatcar"] = {"version": VERSION, "baseUrl": mirror_url}
+    settings["flatcar"] = {"version": VERSION, "baseUrl": mirror.url}
+    settings["ignitionBaseUrl"] = f"{mirror.url}/ignition"
     project = PulumiProject(tmp_path_factory.mktemp("engine") / "ephemeros", "boottest")
+    (mirror.root / "ignition").symlink_to(project.build_dir / "ignition")  # served as `make serve` would
     project.init(settings)
     project.run("up", "--yes")
     nodes = project.stack_output("nodes")
@@ -111,13 +121,15 @@ def test_each_dev_stick_boots_and_hands_over_its_secrets(
         f"{hostname} did not reach the test init under {firmware}:\n{result.serial[-3000:]}{result.qemu_errors}"
     )
 
-    assert "ephemeros: downloading Flatcar" in result.serial  # the stick's own boot script ran
+    assert f"ephemeros: fetching the boot script {node['bootScriptUrl']}" in result.serial  # the stick's script
+    assert "ephemeros: downloading Flatcar" in result.serial  # the served one
     lines = reports(result.serial)
     cmdline = lines[0].removeprefix("cmdline ").split()
     assert "flatcar.first_boot=1" in cmdline
     assert f"ignition.config.url={node['ignitionUrl']}" in cmdline
     assert f"initrd={B.FLATCAR_INITRD}" in cmdline
     assert "console=ttyS0,115200n8" in cmdline
+    assert f"{L.BOOT_DIGEST_ARG}={node['bootDigest']}" in cmdline  # the node knows which script it booted
     assert "root 700 0:0" in lines
     files = {}
     for line in lines:
@@ -127,31 +139,40 @@ def test_each_dev_stick_boots_and_hands_over_its_secrets(
     assert files == {name: ("600", "0:0", digest) for name, digest in dev_sticks.expected_files[hostname].items()}
 
 
-@pytest.mark.parametrize("firmware", qemu.FIRMWARES)
-def test_a_missing_kernel_gives_the_retry_message_not_a_hang(
-    firmware: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+@pytest.mark.parametrize(("firmware", "missing"), [("uefi", "kernel"), ("bios", "boot script")])
+def test_a_missing_file_gives_the_retry_message_not_a_hang(
+    firmware: str, missing: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
+    """Without the kernel, the served script says which file it could not download and hands back to the stick's
+    loop, which fetches the script anew; without the script, the stick's loop says so. Neither hangs."""
     qemu.require_qemu()
     root = flatcar_mirror(tmp_path_factory.mktemp("no-kernel"), with_kernel=False)
     with serve_directory(root) as (url, requests):
+        url = url.replace("127.0.0.1", qemu.HOST_FROM_GUEST)
         settings = stack_settings("dev")
-        settings["flatcar"] = {"version": VERSION, "baseUrl": url.replace("127.0.0.1", qemu.HOST_FROM_GUEST)}
+        settings["flatcar"] = {"version": VERSION, "baseUrl": url}
+        settings["ignitionBaseUrl"] = url
         loaded = load_settings(to_raw(settings), set())
         node = loaded.settings.nodes[1]
+        if missing == "kernel":
+            (root / L.boot_script_name(node.hostname)).write_text(served_boot_script(loaded.settings, node))
         spec = ImageSpec(
             identity="dev/node1",
-            boot_script=boot_script(loaded.settings, node),
+            boot_script=stick_boot_script(loaded.settings, node),
             syslinux_config=syslinux_config(),
             boot_files=check_bootloader(Bootloader(), REPO),
             secret_files={"k3s.env": 'K3S_TOKEN="x"\n'},
         )
         image = tmp_path / "node1.img"
         build_image(image, spec)
-        message = "could not download Flatcar from"
+        retry = f"could not boot from {url}/{L.boot_script_name(node.hostname)}"
 
-        result = qemu.boot(image, firmware, tmp_path / "run", until=lambda text: text.count(message) >= 2)
+        result = qemu.boot(image, firmware, tmp_path / "run", until=lambda text: text.count(retry) >= 2)
     assert result.reached, f"no retry under {firmware}:\n{result.serial[-3000:]}{result.qemu_errors}"
     assert "retrying in 10 seconds" in result.serial
     assert result.serial.count("configuring the network") >= 2  # it went round the loop
     assert MARKER not in result.serial
-    assert sum(f"/{VERSION}/{B.FLATCAR_KERNEL}" in path for path in requests) >= 2
+    assert sum(path == f"/{L.boot_script_name(node.hostname)}" for path in requests) >= 2  # fetched each round
+    if missing == "kernel":
+        assert result.serial.count(f"could not download {url}/{VERSION}/{B.FLATCAR_KERNEL}") >= 2
+        assert sum(f"/{VERSION}/{B.FLATCAR_KERNEL}" in path for path in requests) >= 2

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import typing
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,12 @@ import pytest
 from base import node_layout as L
 from base import stick_layout as B
 from base.envfile import env_file
-from bootmedia.boot_script import boot_script, syslinux_config
+from bootmedia.boot_script import boot_digest, served_boot_script, stick_boot_script, syslinux_config
 from bootmedia.bootloader import BootFiles, BootloaderError, check_bootloader, check_ipxe_efi, check_ipxe_lkrn
-from bootmedia.image import SECRETS_DATA_LIMIT, ImageError, ImageSpec, build_image
-from bootmedia.secret_files import GeneratedSecrets, secret_files
-from harness.stack import REPO, SECRET_VALUES, full_settings, node_named, secret_keys, stack_settings, to_raw
+from bootmedia.image import ImageError, ImageSpec, build_image
+from bootmedia.secret_files import Source
+from harness.generated_secrets import GeneratedSecrets, secret_files
+from harness.stack import REPO, SECRET_VALUES, edited, full_settings, node_named, secret_keys, stack_settings, to_raw
 from harness.stick import extract
 from settings import LoadedSettings, load_settings
 from settings.model import Bootloader
@@ -44,7 +46,7 @@ def spec_for(
     node = node_named(loaded.settings, hostname)
     return ImageSpec(
         identity=f"{loaded.settings.cluster_name}/{hostname}",
-        boot_script=boot_script(loaded.settings, node),
+        boot_script=stick_boot_script(loaded.settings, node),
         syslinux_config=syslinux_config(),
         boot_files=boot_files,
         secret_files=secret_files(loaded.settings, node, loaded.credentials, generated),
@@ -54,16 +56,17 @@ def spec_for(
 # --- the boot script ---------------------------------------------------------------------------------------
 
 
-def test_boot_script_boots_the_pinned_flatcar_with_the_nodes_ignition() -> None:
+def test_served_boot_script_boots_the_pinned_flatcar_with_the_nodes_ignition() -> None:
     doc = stack_settings("dev")
     doc["nodes"][1]["kernelArgs"] = ["flatcar.autologin"]
     settings = load(doc).settings
-    script = boot_script(settings, node_named(settings, "node1"))
+    script = served_boot_script(settings, node_named(settings, "node1"))
     assert script.startswith("#!ipxe\n")
     assert "set base-url https://stable.release.flatcar-linux.net/amd64-usr/4593.2.5\n" in script
     kernel = next(line for line in script.splitlines() if line.startswith("kernel "))
     assert kernel.split()[1] == "${base-url}/flatcar_production_pxe.vmlinuz"
-    assert kernel.split()[2:-3] == [
+    args = kernel.split()[2:-3]
+    assert args[:-1] == [
         "initrd=flatcar_production_pxe_image.cpio.gz",
         "flatcar.first_boot=1",
         "ignition.config.url=http://10.0.2.2:8080/node1.ign",
@@ -71,24 +74,64 @@ def test_boot_script_boots_the_pinned_flatcar_with_the_nodes_ignition() -> None:
         "console=tty0",
         "flatcar.autologin",
     ]
-    assert "initrd ${base-url}/flatcar_production_pxe_image.cpio.gz || goto no_download" in script
+    assert args[-1] == f"{L.BOOT_DIGEST_ARG}={boot_digest(script)}"
+    assert "initrd ${base-url}/flatcar_production_pxe_image.cpio.gz || goto no_initrd" in script
 
 
-def test_boot_script_retries_dhcp_and_downloads_forever() -> None:
+def test_the_boot_digest_names_the_served_script() -> None:
+    """The digest a node finds in its kernel command line tells one served script from another, and is what the
+    program computes from the script's text (as a node's update check does)."""
     settings = load(stack_settings("dev")).settings
-    script = boot_script(settings, settings.nodes[0])
+    node = settings.nodes[0]
+    script = served_boot_script(settings, node)
+    digest = boot_digest(script)
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert f" {L.BOOT_DIGEST_ARG}={digest} " in script
+    blank = script.replace(digest, "")
+    assert digest == hashlib.sha256(blank.encode()).hexdigest()
+    assert boot_digest(blank) == digest  # computed the same with or without its own value
+    doc = stack_settings("dev") | {"flatcar": {"version": "4593.2.6"}}
+    other = load(doc).settings
+    assert boot_digest(served_boot_script(other, other.nodes[0])) != digest
+    with pytest.raises(ValueError, match="not a served boot script"):
+        boot_digest(stick_boot_script(settings, node))
+
+
+def test_a_failed_download_says_which_file_and_hands_back_to_the_stick() -> None:
+    settings = load(stack_settings("dev")).settings
+    script = served_boot_script(settings, settings.nodes[0])
+    for label, file in ((":no_kernel", B.FLATCAR_KERNEL), (":no_initrd", B.FLATCAR_INITRD)):
+        block = script.split(label, 1)[1].split("\n\n", 1)[0]
+        assert f"could not download ${{base-url}}/{file}" in block
+        assert block.rstrip().endswith("exit 1")  # the stick's loop retries, fetching the script anew
+
+
+def test_the_stick_only_chains_the_served_script_and_retries_forever() -> None:
+    doc = stack_settings("dev")
+    settings = load(doc).settings
+    script = stick_boot_script(settings, settings.nodes[0])
+    assert "set boot-script http://10.0.2.2:8080/node0.ipxe\n" in script
+    assert "chain ${boot-script} || goto no_boot" in script
     assert "dhcp || goto no_network" in script
-    for label in (":no_network", ":no_download"):
+    for label in (":no_network", ":no_boot"):
         block = script.split(label, 1)[1].split("\n\n", 1)[0]
         assert "sleep 10" in block
         assert block.rstrip().endswith("goto network")
-    assert "could not download Flatcar from ${base-url}" in script
+    assert "could not boot from ${boot-script}" in script
+    # Nothing that a served setting holds: a new Flatcar, mirror or kernel argument keeps the stick as it is.
+    changed = edited(doc) | {
+        "flatcar": {"version": "current", "baseUrl": "http://mirror.lan/fc", "kernelArgs": ["quiet"]}
+    }
+    changed["nodes"][0]["kernelArgs"] = ["nomodeset"]
+    other = load(changed).settings
+    assert stick_boot_script(other, other.nodes[0]) == script
+    assert served_boot_script(other, other.nodes[0]) != served_boot_script(settings, settings.nodes[0])
 
 
 def test_current_flatcar_when_asked() -> None:
     doc = stack_settings("dev") | {"flatcar": {"version": "current", "baseUrl": "http://mirror.lan/flatcar/"}}
     settings = load(doc).settings
-    assert "set base-url http://mirror.lan/flatcar/current\n" in boot_script(settings, settings.nodes[0])
+    assert "set base-url http://mirror.lan/flatcar/current\n" in served_boot_script(settings, settings.nodes[0])
 
 
 def test_syslinux_runs_ipxe_with_the_script_as_initrd() -> None:
@@ -116,6 +159,11 @@ def test_server_gets_both_tokens_and_the_datastore_agent_only_its_token() -> Non
         assert files[L.LOG_EXPORT_ENV] == 'LOGEXPORT_HOST="logs-secret-7c6b.example.net"\nLOGEXPORT_PORT="39213"\n'
         assert files[L.DDNS_ENV] == f'NAMECHEAP_DDNS_PASSWORD="{SECRET_VALUES["namecheapDdnsPassword"]}"\n'
     assert agent[L.NODE_IDENTITY] == 'NODE_NAME="node1"\nCLUSTER_NAME="lab"\n'
+
+
+def test_the_stand_in_secrets_are_exactly_the_ones_the_program_makes() -> None:
+    """The harness's GeneratedSecrets stand for what Pulumi makes: one field per Source, no more, no less."""
+    assert {f.name for f in dataclasses.fields(GeneratedSecrets)} == set(typing.get_args(Source))
 
 
 def test_a_plain_node_gets_only_what_it_needs() -> None:
@@ -171,7 +219,7 @@ def test_a_bad_boot_program_is_refused_naming_its_setting(
     if content is not None:
         bad.write_bytes(content)
     bootloader = Bootloader(**{setting: str(bad)})
-    with pytest.raises(BootloaderError, match=rf"^ephemeros:bootloader\.{setting}: .*{message}") as raised:
+    with pytest.raises(BootloaderError, match=rf"\n  - ephemeros:bootloader\.{setting}: .*{message}") as raised:
         check_bootloader(bootloader, REPO)
     assert raised.value.keys == [setting]
 
@@ -222,6 +270,7 @@ def test_image_layout_and_contents(tmp_path: Path, boot_files: BootFiles) -> Non
     digest = build_image(image, spec)
 
     assert image.stat().st_size == B.IMAGE_SIZE <= 64 * 1024 * 1024
+    assert image.stat().st_blocks * 512 < B.IMAGE_SIZE // 4  # sparse: the partitions' empty space takes no room
     assert image.stat().st_mode & 0o7777 == 0o600
     assert hashlib.sha256(image.read_bytes()).hexdigest() == digest
     assert image.read_bytes()[:440] == boot_files.gptmbr.read_bytes()
@@ -241,7 +290,7 @@ def test_image_layout_and_contents(tmp_path: Path, boot_files: BootFiles) -> Non
     assert loader == boot_files.ipxe_efi.read_bytes()
     script = subprocess.run(["mtype", "-i", str(esp), f"::{B.BOOT_SCRIPT}"], capture_output=True, text=True, check=True)
     assert script.stdout == spec.boot_script
-    assert "ignition.config.url=https://ignition.ephemeros.test/lab/node1.ign" in script.stdout
+    assert "set boot-script https://ignition.ephemeros.test/lab/node1.ipxe\n" in script.stdout
 
     secrets = extract(image, B.SECRETS_START, B.SECRETS_SIZE, tmp_path / "secrets.img")
     label = subprocess.run(["e2label", str(secrets)], capture_output=True, text=True, check=True).stdout.strip()
@@ -267,7 +316,7 @@ def test_many_files_fit_up_to_the_data_limit_and_more_is_refused(tmp_path: Path,
     loaded = load(stack_settings("dev"))
     spec = spec_for(loaded, "node0", boot_files)
     count = 60  # a server with every feature and many add-ons' secret values carries a few dozen
-    files = {f"addon-chart{i}-values.yaml": "x" * (SECRETS_DATA_LIMIT // count - 64) + "\n" for i in range(count)}
+    files = {f"addon-chart{i}-values.yaml": "x" * (B.SECRETS_DATA_LIMIT // count - 64) + "\n" for i in range(count)}
     build_image(tmp_path / "full.img", dataclasses.replace(spec, secret_files=files))
     secrets = extract(tmp_path / "full.img", B.SECRETS_START, B.SECRETS_SIZE, tmp_path / "secrets.img")
     listing = subprocess.run(["debugfs", "-R", "ls -p /", str(secrets)], capture_output=True, text=True, check=True)

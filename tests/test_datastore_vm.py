@@ -2,7 +2,9 @@
 `pulumi up` sent to the (local) Vultr API, reached at the address its certificate names. kine, k3s's datastore
 layer, connects with the endpoint and CA that a server's stick carries (verify-full) and keys go through it; a
 wrong CA, a wrong password and a connection without TLS are refused; the provider that checks the login changes
-the password in place; a dump goes to a real S3 server and restores into a fresh database with the same rows.
+the password in place, and logs in to a new VM without changing anything; only root may ask the metadata
+service; a dump goes to a real S3 server and restores into a fresh database with the same rows; the weekly
+restore check restores the newest dump, checks it and pings its heartbeat check with what it found.
 
 One VM boot for the module (PostgreSQL is ready only minutes after boot under TCG); the tests are one scenario.
 """
@@ -19,12 +21,19 @@ from pathlib import Path
 import pytest
 
 from base import datastore_layout as D
-from harness.datastore_world import BUCKET, PREFIX, DatastoreWorld, datastore_world, wait_for_log
+from harness.datastore_world import (
+    BUCKET,
+    METADATA_STAND_IN,
+    PREFIX,
+    DatastoreWorld,
+    datastore_world,
+    wait_for_log,
+)
 from harness.processes import built_tool, stop
 from harness.stack import REPO
 from pki.x509 import CertificateSpec, certificate, new_key
 
-pytestmark = [pytest.mark.slow, pytest.mark.engine, pytest.mark.scenario]
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.engine, pytest.mark.scenario, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +113,13 @@ def test_a_wrong_ca_a_wrong_password_and_plain_tcp_are_refused(
 
 
 def login(
-    world: DatastoreWorld, action: str, password: str, old_password: str = ""
+    world: DatastoreWorld, action: str, password: str, old_password: str = "", old_vm: str = "vm"
 ) -> subprocess.CompletedProcess[str]:
     """The program's DatastoreLogin provider, run in the VM's network (where pulumi up would run on Vultr)."""
     props = {
         "host": world.vm.address, "port": D.POSTGRES_PORT, "database": D.DATABASE, "role": D.ROLE,
         "caPem": world.ca.read_text(), "password": password, "check": True, "timeoutSeconds": 60,
+        "instanceId": "vm",
     }  # fmt: skip
     script = (
         "import json, sys\n"
@@ -118,7 +128,7 @@ def login(
         f"if {action == 'create'!r}:\n"
         "    print(DatastoreLoginProvider().create(news).outs['checked'])\n"
         "else:\n"
-        f"    olds = {{**news, 'password': {old_password!r}, 'checked': 'before'}}\n"
+        f"    olds = {{**news, 'password': {old_password!r}, 'checked': 'before', 'instanceId': {old_vm!r}}}\n"
         "    print(DatastoreLoginProvider().update('k3s', olds, news).outs['checked'])\n"
     )
     return world.vm.run([sys.executable, "-c", script], input=json.dumps(props), cwd=REPO, timeout=180)
@@ -139,6 +149,27 @@ def test_the_login_check_passes_and_the_password_changes_in_place(world: Datasto
     assert old not in refused.stderr + refused.stdout  # the message never repeats a password
     back = login(world, "update", old, old_password=new)  # as it was, for the steps after this one
     assert back.returncode == 0, back.stderr
+
+
+def test_a_new_vm_is_logged_in_to_and_nothing_is_altered_on_it(world: DatastoreWorld) -> None:
+    """A new VM (the instance made again) holds the password of now, which cloud-init set: the login waits for it
+    and logs in, and does not try to change the password with the old one, which the new VM never had."""
+    current = world.endpoint.split("@")[0].rsplit(":", 1)[1]
+    renewed = login(world, "update", current, old_password="a0password0the0new0vm0never0had", old_vm="gone")
+    assert renewed.returncode == 0, renewed.stderr
+    assert "role k3s logged in over TLS (verify-full)" in renewed.stdout
+
+
+def test_only_root_may_ask_the_metadata_service(world: DatastoreWorld) -> None:
+    """The metadata service serves the user data (its TLS key, the dump keys) to whoever asks: a stand-in answers
+    at its address in the VM's network, and only root gets an answer."""
+    assert world.ssh(f"systemctl is-active {D.METADATA_UNIT}").stdout.strip() == "active"
+    ask = f"curl -sS -m 5 http://{D.METADATA_ADDRESS}/latest/user-data"
+    assert world.ssh(ask).stdout.strip() == METADATA_STAND_IN
+    for user in ("postgres", "nobody"):
+        refused = world.ssh(f"runuser -u {user} -- {ask}", check=False)
+        assert refused.returncode != 0, f"{user} got an answer: {refused.stdout}"
+        assert METADATA_STAND_IN not in refused.stdout
 
 
 def test_a_dump_goes_to_the_bucket_and_restores_with_the_same_rows(world: DatastoreWorld) -> None:
@@ -165,3 +196,36 @@ def test_a_dump_goes_to_the_bucket_and_restores_with_the_same_rows(world: Datast
     assert int(original.split("|")[0]) > 0
     owner = "SELECT tableowner FROM pg_tables WHERE tablename = 'kine'"
     assert world.ssh(f'runuser -u postgres -- psql -tA -d restored -c "{owner}"').stdout.strip() == D.ROLE
+    pings = world.pings.of("k3s datastore dev dumps (dev.ephemeros.test)")
+    assert [ping["kind"] for ping in pings] == ["start", "0"] * 3  # each run: /start, then its exit status
+    assert "hourly dump k3s-" in pings[-1]["body"]
+
+
+def test_the_restore_check_restores_the_newest_dump_and_pings_its_check(world: DatastoreWorld) -> None:
+    service = f"{D.RESTORE_CHECK}.service"
+    assert world.ssh(f"systemctl is-enabled {D.RESTORE_CHECK}.timer").stdout.strip() == "enabled"
+    world.ssh(f"systemctl start {service}")
+    assert world.ssh(f"systemctl show -p Result --value {service}").stdout.strip() == "success"
+    databases = "SELECT datname FROM pg_database"
+    scratch = f'runuser -u postgres -- psql -tA -c "{databases}"'
+    assert D.RESTORE_CHECK_DATABASE not in world.ssh(scratch).stdout.split()  # dropped
+    count = "SELECT count(*) FROM kine"
+    rows = world.ssh(f"runuser -u postgres -- psql -tA -d {D.DATABASE} -c '{count}'").stdout
+    newest = sorted(key for key in world.s3.list_objects(BUCKET) if key.startswith(PREFIX))[-1]
+    check = "k3s datastore dev restore check (dev.ephemeros.test)"
+    pings = world.pings.of(check)
+    assert [ping["kind"] for ping in pings] == ["start", "0"]
+    restored = newest.removeprefix(PREFIX)
+    assert f"restored {restored}: its kine table holds {int(rows)} rows" in pings[-1]["body"]
+
+    # A newest dump that does not restore fails the check, and says so to its heartbeat check.
+    broken = f"{PREFIX}hourly/k3s-29991231T235959Z.dump"
+    world.ssh(f"set -a; . {D.DUMPS_ENV}; set +a; echo not-a-dump | rclone rcat dumps:{BUCKET}/{broken}")
+    failed = world.ssh(f"systemctl start {service}", check=False)
+    assert failed.returncode != 0
+    assert world.ssh(f"systemctl show -p Result --value {service}").stdout.strip() == "exit-code"
+    assert D.RESTORE_CHECK_DATABASE not in world.ssh(scratch).stdout.split()
+    last = world.pings.of(check)[-1]
+    assert last["kind"] not in ("start", "0", "success")
+    assert "pg_restore" in last["body"]
+    world.ssh(f"set -a; . {D.DUMPS_ENV}; set +a; rclone deletefile dumps:{BUCKET}/{broken}")

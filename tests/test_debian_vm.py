@@ -43,6 +43,8 @@ runcmd:
   - [sh, -c, "jq -n --rawfile hello /srv/probe/hello.txt '{hello: $hello}' > /srv/probe/hello.json"]
   - [systemd-run, --unit=probe, python3, -m, http.server, "7000", --directory, /srv/probe]
 """
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
+
 GET = """import sys, urllib.request
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 sys.stdout.write(opener.open(sys.argv[1], timeout=10).read().decode())

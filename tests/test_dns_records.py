@@ -21,6 +21,7 @@ from harness.stack import REPO, SECRET_VALUES, base_settings, node_named, secret
 from ignition.render import node_config
 from providers.dns_record import DnsRecordProvider, DnsUpdateError
 from settings import load_settings
+from settings.node_plan import node_plan
 
 ZONE = "lab.ephemeros.test"
 UPDATER = REPO / ".tools/nodetools/ephemeros-dnsupdate"
@@ -115,20 +116,24 @@ def test_a_renamed_record_is_replaced(bind: Bind) -> None:
     assert diff.replaces == ["name"]
 
 
-KEY_HINT = (
-    r"did not accept TSIG key .*either dns\.rfc2136\.keyName, .* or the key is right and the zone's update policy"
+BAD_SECRET = (
+    r"the server knows TSIG key ephemeros-test\.? \(hmac-sha256\) but the signature does not match \(it answered "
+    r"BADSIG\): dnsTsigSecret is not that key's secret"
+)
+UNKNOWN_KEY = (
+    r"the server does not know TSIG key unknown-key\.? \(hmac-sha256\) \(it answered BADKEY\): "
+    r"dns\.rfc2136\.keyName and dns\.rfc2136\.algorithm must name a key the server has"
 )
 
 
 def test_a_wrong_key_is_refused_with_a_clear_error(bind: Bind) -> None:
     wrong = base64.b64encode(os.urandom(32)).decode()
-    with pytest.raises(
-        DnsUpdateError, match=r"DNS record node9\.lab\.ephemeros\.test A: the server " + KEY_HINT
-    ) as raised:
+    with pytest.raises(DnsUpdateError, match=r"DNS record node9\.lab\.ephemeros\.test A: " + BAD_SECRET) as raised:
         DnsRecordProvider().create(props(bind, f"node9.{ZONE}", ["192.168.50.99"], secret=wrong))
     assert wrong not in str(raised.value)
+    assert "either" not in str(raised.value)  # the server said which: no guess between four causes
     assert bind.dig(f"node9.{ZONE}") == []
-    with pytest.raises(DnsUpdateError, match=KEY_HINT):
+    with pytest.raises(DnsUpdateError, match=UNKNOWN_KEY):
         DnsRecordProvider().create(props(bind, f"node9.{ZONE}", ["192.168.50.99"], keyName="unknown-key"))
 
 
@@ -180,7 +185,7 @@ def updater(
         [
             str(UPDATER),
             "-server",
-            f"{bind.address}:{port or bind.port}",
+            f"{bind.address}:{port}" if port else bind.endpoint,
             "-zone",
             zone,
             "-key-name",
@@ -209,8 +214,11 @@ def test_the_nodes_updater_fails_clearly_on_a_wrong_key(bind: Bind) -> None:
     wrong = base64.b64encode(os.urandom(32)).decode()
     done = updater(bind, wrong, f"node8.{ZONE}", "A", "192.168.50.80")
     assert done.returncode == 1
-    assert re.search(KEY_HINT, done.stderr), done.stderr
+    assert re.search(BAD_SECRET, done.stderr), done.stderr
+    assert "either" not in done.stderr
     assert wrong not in done.stderr + done.stdout
+    unknown = updater(bind, bind.secret, f"node8.{ZONE}", "A", "192.168.50.80", key="unknown-key")
+    assert re.search(UNKNOWN_KEY, unknown.stderr), unknown.stderr
     assert bind.dig(f"node8.{ZONE}") == []
 
 
@@ -272,9 +280,8 @@ def ddns_script(bind: Bind, hostname: str, tmp: Path, address: str, healthy: boo
     doc["dns"] = {"rfc2136": rfc2136, "primaryRecord": "ingress"}
     doc["dnsTsigSecret"] = bind.secret
     loaded = load_settings(to_raw(doc), secret_keys({"datastoreEndpoint", "dnsTsigSecret"}))
-    files = node_config(
-        loaded.settings, node_named(loaded.settings, hostname), log_export=False, dns_updater_sha256="0" * 64
-    )["files"]
+    plan = node_plan(loaded.settings, node_named(loaded.settings, hostname), loaded.credentials)
+    files = node_config(loaded.settings, plan, dns_updater_sha256="0" * 64)["files"]
     bin_dir = tmp / f"bin-{hostname}"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "ip").write_text(f"#!/bin/sh\necho '192.0.2.1 via 10.0.0.1 dev eth0 src {address} uid 0'\n")
@@ -303,6 +310,19 @@ def test_healthy_servers_claim_the_primary_record_and_an_unhealthy_one_releases_
     done = ddns_script(bind, "node0", tmp_path, "192.168.50.10", healthy=False)
     assert done.returncode == 0, done.stderr
     assert bind.dig(primary) == ["192.168.50.11"]
+
+
+def test_an_ipv6_name_server_works_for_the_provider_and_the_nodes_updater(tmp_path: Path) -> None:
+    """dns.rfc2136.server ::1 (or [::1]): the provider, and the updater as the node's rendered script runs it."""
+    with bind_server(ZONE, address="::1") as v6:
+        provider = DnsRecordProvider()
+        created = provider.create(props(v6, f"node3.{ZONE}", ["192.168.50.30"]))
+        assert v6.dig(f"node3.{ZONE}") == ["192.168.50.30"]
+        provider.delete(created.id, outs(created))
+        done = ddns_script(v6, "node0", tmp_path, "192.168.50.10", healthy=True)
+        assert done.returncode == 0, done.stderr
+        assert v6.dig(f"node0.{ZONE}") == ["192.168.50.10"]
+        assert v6.dig(f"ingress.{ZONE}") == ["192.168.50.10"]
 
 
 def test_a_record_adopted_by_another_resource_survives_the_old_ones_deletion(bind: Bind) -> None:

@@ -49,7 +49,9 @@ def test_the_project_sets_offline_engine_settings() -> None:
 
 def test_preview_plans_the_cluster(project: PulumiProject) -> None:
     output = project.run("preview").stdout
-    for warning in ("ignitionBaseUrl is plain http", "datastore.type is sqlite"):
+    # One block, printed once: not also on the stack's progress rows.
+    assert output.count("the stack configuration works, with 3 warning(s):") == 1, output
+    for warning in ("ignitionBaseUrl is plain http", "datastore.type is sqlite", "sshKeys[0] is the dev stack's"):
         assert output.count(warning) == 1, output  # each warning once
     steps = project.preview_steps()
     created = {name for op, name in names(steps) if op == "create"}
@@ -61,6 +63,7 @@ def test_preview_plans_the_cluster(project: PulumiProject) -> None:
 def test_up_creates_the_cluster_and_exports_nodes(project: PulumiProject) -> None:
     output = project.run("up", "--yes").stdout
     assert output.count("ignitionBaseUrl is plain http") == 1  # once, although `up` runs the program twice
+    assert output.count("the stack configuration works, with") == 1, output
     nodes = project.stack_output("nodes")
     assert sorted(nodes) == HOSTS
     for hostname, node in nodes.items():
@@ -81,6 +84,19 @@ def test_a_second_preview_has_no_changes(project: PulumiProject) -> None:
     project.run("preview", "--expect-no-changes")
 
 
+def test_the_state_keeps_each_resource_once_and_lean(project: PulumiProject) -> None:
+    """The engine writes the whole state after every step of an update: it holds each large input once (the
+    outputs keep its digest), and of each resource's call stack only the project's own frames (stack/sdk.py)."""
+    resources = project.resources()
+    for resource in resources[1:]:  # the stack itself is registered by the SDK before the program runs
+        assert resource["type"] != "pulumi:pulumi:Stack"
+        frames = [frame.get("sourcePosition", "") for frame in resource.get("stackTrace") or []]
+        assert all(f.startswith("project:///") and "/.venv/" not in f for f in frames), (resource["urn"], frames)
+    ignition = next(r for r in resources if r["type"].endswith(":IgnitionFile"))
+    assert ignition["outputs"]["config"].startswith("sha256:")
+    assert isinstance(ignition["inputs"]["config"], dict)
+
+
 def test_a_config_change_updates_only_what_depends_on_it(project: PulumiProject) -> None:
     project.run("config", "set", "--path", 'nodes[1].labels["ephemeros.io/disk"]', "ssd")
     assert names(project.preview_steps()) == [("update", "dev-node1-ignition")]
@@ -91,6 +107,36 @@ def test_a_config_change_updates_only_what_depends_on_it(project: PulumiProject)
     assert "data:," not in diff
     project.run("up", "--yes")
     assert "ephemeros.io/disk=ssd" in unquote((project.build_dir / "ignition/node1.ign").read_text())
+    project.run("preview", "--expect-no-changes")
+
+
+def test_a_new_flatcar_and_kernel_arguments_change_no_stick(project: PulumiProject) -> None:
+    """What Flatcar a node boots, from where and with which kernel arguments is served, not on its stick: a change
+    rewrites the node's boot script and reaches it at its next boot, with the stick's bytes as they were."""
+    before = project.stack_output("nodes")
+    settings = project.config_document()
+    settings["flatcar"] = {
+        "version": "4593.2.6",
+        "baseUrl": "http://flatcar.lan.test/amd64-usr",
+        "kernelArgs": ["console=ttyS0,115200n8", "console=tty0", "quiet"],
+    }
+    settings["nodes"][2]["kernelArgs"] = ["nomodeset"]
+    project.write_config_document(settings)
+    assert names(project.preview_steps()) == [("update", f"dev-{h}-ignition") for h in HOSTS]  # the boot scripts
+    diff = project.run("preview", "--diff").stdout
+    assert "-stick" not in diff  # no stick shows a change, not even an unknown one
+    project.run("up", "--yes")
+    after = project.stack_output("nodes")
+    for hostname in HOSTS:
+        assert after[hostname]["stickSha256"] == before[hostname]["stickSha256"]
+        assert after[hostname]["bootDigest"] != before[hostname]["bootDigest"]
+        assert after[hostname]["flatcarVersion"] == "4593.2.6"
+        script = (project.build_dir / "ignition" / L.boot_script_name(hostname)).read_text()
+        assert after[hostname]["bootScriptUrl"] == f"http://10.0.2.2:8080/{L.boot_script_name(hostname)}"
+        assert "set base-url http://flatcar.lan.test/amd64-usr/4593.2.6\n" in script
+        assert " quiet " in script
+        assert (" nomodeset " in script) == (hostname == "node2")
+        assert f" {L.BOOT_DIGEST_ARG}={after[hostname]['bootDigest']} " in script
     project.run("preview", "--expect-no-changes")
 
 
@@ -154,6 +200,7 @@ def test_a_bad_setting_fails_at_preview_naming_the_key(project: PulumiProject) -
     problem = "ephemeros:nodes[2].mac (node node2): '52:54:00:zz:00:02' is not a MAC address"
     output = done.stdout + done.stderr
     assert output.count(problem) == 1  # one clean block: no traceback, nothing the engine adds
+    assert output.count("the stack configuration has 1 problem(s):") == 1, output
     assert "unhandled error" not in output
     assert "Traceback" not in output
     project.run("config", "set", "--path", "nodes[2].mac", "52:54:00:e0:00:02")

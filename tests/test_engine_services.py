@@ -17,10 +17,10 @@ import pytest
 
 from base import node_layout as L
 from harness.bind import Bind, bind_server
+from harness.fakes.healthchecks import FakeHealthchecks, Project, running
 from harness.pulumi_project import PulumiProject
 from harness.stack import stack_settings
 from harness.stick import secret_file
-from tests.fakes.healthchecks import FakeHealthchecks, Project, running
 
 pytestmark = [pytest.mark.engine, pytest.mark.scenario]
 ZONE = "ephemeros.test"
@@ -49,7 +49,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with running(FakeHealthchecks()) as fake, bind_server(ZONE) as bind:
         account = fake.add_project()
         project = PulumiProject(tmp_path_factory.mktemp("engine") / "ephemeros", "services")
-        (project.dir / ".tools/nodetools").symlink_to(Path(__file__).parents[1] / ".tools/nodetools")
         project.init(settings(fake, bind))
         project.set_secret("healthchecksApiKey", account.api_key)
         project.set_secret("dnsTsigSecret", bind.secret)

@@ -14,15 +14,15 @@ import requests
 from pulumi.dynamic import Config, ConfigureRequest, CreateResult, ReadResult, UpdateResult
 
 from base import node_layout as L
+from harness.fakes.healthchecks import Account, FakeHealthchecks, Project, running
 from ignition.render import render_template
-from providers import healthchecks
+from providers import healthchecks, healthchecks_api
 from providers.healthchecks import ApiKey, HealthchecksApi, HealthchecksError, HeartbeatCheckProvider
-from tests.fakes.healthchecks import Account, FakeHealthchecks, Project, running
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHealthchecks]:
-    monkeypatch.setattr(healthchecks, "BACKOFF", 0.01)  # the same retries, with shorter waits
+    monkeypatch.setattr(healthchecks_api, "BACKOFF", 0.01)  # the same retries, with shorter waits
     with running(FakeHealthchecks()) as server:
         yield server
 
@@ -167,7 +167,8 @@ def test_the_check_limit_is_reported(fake: FakeHealthchecks) -> None:
 
 
 DIGEST = "3f2a9c1e0b7d" + "0" * 52
-BOOTED = "config 3f2a9c1e0b7d; k3s version v1.36.4+k3s1"
+BOOT_DIGEST = "0a1b2c3d4e5f" + "1" * 52
+BOOTED = "config 3f2a9c1e0b7d; boot 0a1b2c3d4e5f; flatcar 4593.2.5; k3s version v1.36.4+k3s1"
 
 
 def reason(body: str) -> str:
@@ -184,8 +185,13 @@ def heartbeat(fake: FakeHealthchecks, workdir: Path, role: str, k3s_state: str, 
     version = "k3s version v1.36.4+k3s1 (0a1b2c3d)"
     (bin_dir / "k3s").write_text(f'#!/bin/sh\n[ "$1" = --version ] && {{ echo "{version}"; exit 0; }}\n{health}\n')
     (workdir / "config-digest").write_text(DIGEST + "\n")
+    (workdir / "cmdline").write_text(f"initrd=x flatcar.first_boot=1 {L.BOOT_DIGEST_ARG}={BOOT_DIGEST} console=tty0\n")
+    (workdir / "os-release").write_text('NAME="Flatcar Container Linux by Kinvolk"\nVERSION=4593.2.5\nID=flatcar\n')
     script = render_template("scripts/heartbeat.sh").replace(L.K3S_BINARY, str(bin_dir / "k3s"))
     script = script.replace(L.CONFIG_DIGEST, str(workdir / "config-digest"))
+    script = script.replace("/proc/cmdline", str(workdir / "cmdline")).replace(
+        "/etc/os-release", str(workdir / "os-release")
+    )
     (workdir / "heartbeat").write_text(script)
     for program in bin_dir.iterdir():
         program.chmod(0o755)
@@ -213,7 +219,7 @@ def test_a_healthy_server_pings_its_check_and_the_clusters(
     assert heartbeat(fake, tmp_path, "server", "active", True, HEARTBEAT_URL=node, CLUSTER_HEARTBEAT_URL=cluster) == 0
     kinds = [(code, kind) for code, kind, _ in fake.pings]
     assert kinds == [(node.rsplit("/", 1)[1], "success"), (cluster.rsplit("/", 1)[1], "success")]
-    assert fake.pings[0][2].endswith(f": k3s server healthy; {BOOTED}")  # which config and k3s it runs
+    assert fake.pings[0][2].endswith(f": k3s server healthy; {BOOTED}")  # what it booted, and which k3s it runs
 
 
 def test_an_unready_api_server_pings_fail_with_the_reason_and_spares_the_cluster(

@@ -20,8 +20,9 @@ from base import node_layout as L
 from harness import ignition_tools
 from harness.http_server import serve_directory
 from harness.stack import SECRET_VALUES, base_settings, full_settings, node_named, secret_keys, stack_settings, to_raw
-from ignition.render import render_node_config, to_json
+from ignition.render import node_config, to_ignition, to_json
 from settings import LoadedSettings, load_settings
+from settings.node_plan import node_plan
 
 K3S_VERSION = "v1.36.4+k3s1"
 
@@ -62,7 +63,7 @@ def mirrored(doc: dict[str, Any], mirror: K3sMirror, sha256: str | None = None) 
 def render_to(loaded: LoadedSettings, hostname: str, directory: Path) -> Path:
     path = directory / f"{hostname}.ign"
     node = node_named(loaded.settings, hostname)
-    config = render_node_config(loaded.settings, node, log_export=loaded.credentials.log_export_target is not None)
+    config = to_ignition(node_config(loaded.settings, node_plan(loaded.settings, node, loaded.credentials)))
     path.write_text(to_json(config))
     return path
 
@@ -273,7 +274,8 @@ def test_servers_with_embedded_etcd_rejoin_before_k3s(hostname: str, tmp_path: P
     loaded = load(etcd_stack())
     node = node_named(loaded.settings, hostname)
     sha256 = "ab" * 32
-    config = render_node_config(loaded.settings, node, log_export=False, etcd_rejoin_sha256=sha256)
+    plan = node_plan(loaded.settings, node, loaded.credentials)
+    config = to_ignition(node_config(loaded.settings, plan, etcd_rejoin_sha256=sha256))
     path = tmp_path / f"{hostname}.ign"
     path.write_text(to_json(config))
     done = ignition_tools.validate(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import socket
 import subprocess
@@ -17,10 +18,10 @@ from bootmedia.bootloader import check_bootloader
 from components.cluster import Cluster, ClusterArgs
 from components.datastore import Datastore, DatastoreArgs
 from harness.pulumi_project import SECRET_MARKER, SECRET_SIG
-from harness.stack import REPO, SECRET_VALUES, full_settings, secret_keys, to_raw
+from harness.stack import REPO, SECRET_VALUES, full_settings, secret_keys, stack_settings, to_raw
 from ignition.render import to_ignition, to_json
 from settings import load_settings
-from stack.preflight import PreflightError, check_machine
+from stack.preflight import KUBERNETES_PLUGIN, OPERATION, PreflightError, check_machine
 from tests.mocks import RESERVED_ADDRESS, Recorder, mock_test, unwrapped
 
 
@@ -162,8 +163,9 @@ def test_a_check_per_node_the_clusters_check_and_records_for_static_nodes(record
         assert [(inputs["name"], inputs["values"]) for _, _, inputs in records] == [
             ("node0.lab.ephemeros.test", ["192.168.50.10"])  # the only static node, also the API server's name
         ]
-        assert len(recorder.of_type(":IgnitionFile")) == 4  # the Ignition configs
-        assert len(recorder.of_type(":LocalFile")) == 1  # and the published updater
+        served = sorted(Path(inputs["bootScriptPath"]).name for _, _, inputs in recorder.of_type(":IgnitionFile"))
+        assert served == [f"node{i}.ipxe" for i in (0, 1, 2, 3)]  # the Ignition configs, with their boot scripts
+        assert len(recorder.of_type(":LocalFile")) == 1  # the published updater
         assert all("ephemeros:index:Cluster$ephemeros:index:Node::" in urn for urn in urns)
 
     return pulumi.Output.all(*(node.stick_image for node in cluster.nodes.values())).apply(
@@ -212,21 +214,78 @@ def make_cluster_with_addons(manage: bool) -> Cluster:
     return Cluster("lab", ClusterArgs(loaded.settings, loaded.credentials, boot_files, BuildDir(Path("build/test"))))
 
 
-def test_kubernetes_manage_needs_the_clusters_api_to_answer() -> None:
+def pulumi_home_with_kubernetes_plugin(home: Path) -> dict[str, str]:
+    """An environment whose PULUMI_HOME holds the Kubernetes plugin where `pulumi plugin install` puts it."""
+    plugin = home / "plugins" / f"resource-kubernetes-v{importlib.metadata.version('pulumi_kubernetes')}"
+    plugin.mkdir(parents=True)
+    (plugin / KUBERNETES_PLUGIN).write_bytes(b"")
+    (plugin / KUBERNETES_PLUGIN).chmod(0o755)
+    return {"PULUMI_HOME": str(home), "PATH": "/usr/bin:/bin"}
+
+
+def test_kubernetes_manage_needs_the_clusters_api_to_answer(tmp_path: Path) -> None:
     doc, secret = full_settings()
     doc["kubernetes"] = {"manage": True}
     doc["apiServerAddress"] = "127.0.0.1"
     settings = load_settings(to_raw(doc), secret_keys(secret)).settings
+    environ = pulumi_home_with_kubernetes_plugin(tmp_path)
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
-        check_machine(settings, REPO, api_port=port)  # the API answers: no problem
+        check_machine(settings, REPO, BuildDir(tmp_path), api_port=port, environ=environ)  # the API answers
     with pytest.raises(PreflightError) as refused:
-        check_machine(settings, REPO, api_port=port)  # nothing listens there any more
+        check_machine(settings, REPO, BuildDir(tmp_path), api_port=port, environ=environ)  # nothing listens now
     (problem,) = refused.value.problems
     assert problem.startswith("ephemeros:kubernetes.manage: the cluster's API at 127.0.0.1:")
     assert "pulumi up with kubernetes.manage false" in problem
+
+
+def test_kubernetes_manage_needs_the_kubernetes_plugin(tmp_path: Path) -> None:
+    doc, secret = full_settings()
+    doc["kubernetes"] = {"manage": True}
+    doc["apiServerAddress"] = "127.0.0.1"
+    settings = load_settings(to_raw(doc), secret_keys(secret)).settings
+    version = importlib.metadata.version("pulumi_kubernetes")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]  # the API answers
+        with pytest.raises(PreflightError) as refused:
+            check_machine(
+                settings,
+                REPO,
+                BuildDir(tmp_path),
+                api_port=port,
+                environ={"PULUMI_HOME": str(tmp_path), "PATH": "/bin"},
+            )
+        (problem,) = refused.value.problems
+        assert problem.startswith("ephemeros:kubernetes.manage: Pulumi applies the add-ons through the Kubernetes")
+        assert f"pulumi plugin install resource kubernetes v{version}" in problem
+
+        (tmp_path / "bin").mkdir()
+        ambient = tmp_path / "bin" / KUBERNETES_PLUGIN
+        ambient.write_bytes(b"")
+        ambient.chmod(0o755)
+        on_path = {"PULUMI_HOME": str(tmp_path), "PATH": str(tmp_path / "bin")}
+        check_machine(
+            settings, REPO, BuildDir(tmp_path), api_port=port, environ=on_path
+        )  # the engine takes a plugin from PATH too
+        with pytest.raises(PreflightError):
+            check_machine(
+                settings,
+                REPO,
+                BuildDir(tmp_path),
+                api_port=port,
+                environ=on_path | {"PULUMI_IGNORE_AMBIENT_PLUGINS": "1"},
+            )
+        check_machine(
+            settings,
+            REPO,
+            BuildDir(tmp_path),
+            api_port=port,
+            environ=pulumi_home_with_kubernetes_plugin(tmp_path / "home"),
+        )
 
 
 def test_preflight_lists_every_bad_boot_program_with_the_other_problems(tmp_path: Path) -> None:
@@ -238,10 +297,12 @@ def test_preflight_lists_every_bad_boot_program_with_the_other_problems(tmp_path
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]  # bound, not listening: nothing answers
+        environ = {"PULUMI_HOME": str(tmp_path), "PATH": "/bin"}
         with pytest.raises(PreflightError) as refused:
-            check_machine(settings, REPO, api_port=port)
+            check_machine(settings, REPO, BuildDir(tmp_path), api_port=port, environ=environ)
     assert [p.split(":")[1].split(" ")[0] for p in refused.value.problems] == [
-        "kubernetes.manage",
+        "kubernetes.manage",  # no plugin
+        "kubernetes.manage",  # no API
         "bootloader.ipxeEfi",
         "bootloader.syslinuxDir",
     ]
@@ -286,3 +347,45 @@ def test_without_kubernetes_manage_no_kubernetes_sdk_is_loaded() -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "not loaded"
+
+
+def test_sticks_made_before_boot_scripts_were_served_are_named_at_preview(tmp_path: Path) -> None:
+    """A stack whose images predate served boot scripts: their sticks still carry the Flatcar version and kernel
+    arguments, so the user is told to write them once more; once pulumi up has served the scripts, nothing."""
+    settings = load_settings(to_raw(stack_settings("dev")), set()).settings
+    build = BuildDir(tmp_path / "build/dev")
+    assert check_machine(settings, REPO, build).warnings == ()  # a new stack: nothing was written before
+    for node in settings.nodes:
+        build.stick_image(node.hostname).parent.mkdir(parents=True, exist_ok=True)
+        build.stick_image(node.hostname).write_bytes(b"an old image")
+    build.boot_script("node0").parent.mkdir(parents=True)
+    build.boot_script("node0").write_text("#!ipxe\n")
+    (warning,) = check_machine(settings, REPO, build).warnings
+    assert warning.startswith("the sticks of node1, node2 were made by an older ephemeros")
+    assert "Write each of these sticks once more" in warning
+    for node in settings.nodes:
+        build.boot_script(node.hostname).write_text("#!ipxe\n")
+    assert check_machine(settings, REPO, build).warnings == ()
+
+
+def test_a_refresh_or_destroy_is_not_stopped_by_what_only_making_needs(tmp_path: Path) -> None:
+    """`make refresh` and `make destroy` run the program too: a stick not plugged in, or the cluster's API down,
+    stops a `pulumi up` at preview, never a refresh or destroy (EPHEMEROS_OPERATION, which the Makefile sets)."""
+    doc, secret = full_settings()
+    doc["nodes"][1]["stick"] = {"device": "/dev/disk/by-id/usb-gone", "confirm": "/dev/disk/by-id/usb-gone"}
+    doc["kubernetes"] = {"manage": True}
+    doc["apiServerAddress"] = "127.0.0.1"
+    settings = load_settings(to_raw(doc), secret_keys(secret)).settings
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]  # bound, not listening: nothing answers
+        environ = {"PULUMI_HOME": str(tmp_path), "PATH": "/bin"}
+        with pytest.raises(PreflightError) as refused:
+            check_machine(settings, REPO, BuildDir(tmp_path), api_port=port, environ=environ)
+        keys = sorted({p.split(":")[1].split(" ")[0] for p in refused.value.problems})
+        assert keys == ["kubernetes.manage", "nodes[1].stick.device"]
+        for operation in ("refresh", "destroy"):
+            made = check_machine(
+                settings, REPO, BuildDir(tmp_path), api_port=port, environ=environ | {OPERATION: operation}
+            )
+            assert made.boot_files.ipxe_efi.is_file()

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from harness.stack import SECRET_VALUES, base_settings, edited, full_settings, secret_keys, to_raw
+from harness.stack import SECRET_VALUES, base_settings, edited, full_settings, secret_keys, stack_settings, to_raw
 from settings import LoadedSettings, SettingsError, load_settings
 from settings.addons import secret_looking
 from settings.dns_plan import datastore_record
+from settings.rules import PLACEHOLDER_SSH_KEY
 
 Doc = dict[str, Any]
 VULTR_SOURCE = "203.0.113.7/32"
@@ -418,6 +419,30 @@ BAD_CONFIGS: list[tuple[str, Callable[[Doc], None], set[str], str, str]] = [
         "is outside server node0's network 192.168.1.0/24",
     ),
     (
+        "kube-vip-image-with-a-comment",
+        all_of(
+            setting("kubeVip", {"interface": "eno1", "image": "ghcr.io/kube-vip/kube-vip:v0.9.2 # pinned"}),
+            setting("apiServerAddress", "192.168.1.250"),
+        ),
+        set(),
+        "ephemeros:kubeVip.image",
+        "is not an image reference: write registry/repository[:tag][@sha256:<64 hex digits>]",
+    ),
+    (
+        "kured-image-with-a-colon-space",
+        setting("updates", {"kured": {"image": "ghcr.io/kubereboot/kured: 1.20.0"}}),
+        set(),
+        "ephemeros:updates.kured.image",
+        "is not an image reference",
+    ),
+    (
+        "kured-image-without-a-registry",
+        setting("updates", {"kured": {"image": "kubereboot/kured:1.20.0"}}),
+        set(),
+        "ephemeros:updates.kured.image",
+        "names no registry: write it out, e.g. docker.io/kubereboot/kured:1.20.0",
+    ),
+    (
         "kube-vip-without-an-interface",
         all_of(setting("kubeVip", {}), setting("apiServerAddress", "192.168.1.250")),
         set(),
@@ -502,6 +527,24 @@ BAD_CONFIGS: list[tuple[str, Callable[[Doc], None], set[str], str, str]] = [
         "the dumps' check would be named",
     ),
     (
+        "dumps-keep-nothing",
+        setting(
+            "datastore",
+            {
+                "type": "vultr",
+                "vultr": {"region": "ams", "allowedSources": [VULTR_SOURCE]},
+                "dumps": {
+                    "endpoint": "https://s3.eu-central-003.backblazeb2.com",
+                    "bucket": "lab-dumps",
+                    "keep": {"hourly": 0, "daily": 0, "weekly": 0},
+                },
+            },
+        ),
+        set(),
+        "ephemeros:datastore.dumps.keep",
+        "every schedule keeps 0 dumps, so no dump would ever be taken",
+    ),
+    (
         "healthchecks-key-for-the-urls-provider",
         all_of(
             setting("heartbeat", {"provider": "urls"}),
@@ -557,6 +600,14 @@ BAD_CONFIGS: list[tuple[str, Callable[[Doc], None], set[str], str, str]] = [
         {"logExportTarget"},
         "ephemeros:logExportTarget",
         "host:port",
+    ),
+    (
+        # The nodes' ncat matches the endpoint's certificate against DNS names only (ncat_ssl.c), never an address.
+        "log-target-an-address",
+        setting("logExportTarget", "203.0.113.5:6514"),
+        {"logExportTarget"},
+        "ephemeros:logExportTarget",
+        "by its DNS name",
     ),
     ("nodes-not-a-list", setting("nodes", {"hostname": "node0"}), set(), "ephemeros:nodes", "should be a list"),
     (
@@ -754,3 +805,199 @@ def test_the_datastores_name_gets_a_record_only_in_the_zone() -> None:
     outside = datastore_named("db.elsewhere.test")
     assert datastore_record(outside.settings) is None
     assert any(w.startswith("datastore.vultr.dnsName db.elsewhere.test is not in zone") for w in outside.warnings)
+
+
+def problems_of(doc: Doc, secret: Collection[str] = ()) -> list[str]:
+    with pytest.raises(SettingsError) as raised:
+        load(doc, secret)
+    return raised.value.problems
+
+
+@pytest.mark.parametrize(
+    ("vip", "what"),
+    [
+        ("192.168.1.1", "gateway of 192.168.1.0/24"),
+        ("192.168.1.0", "network address of 192.168.1.0/24"),
+        ("192.168.1.255", "broadcast address of 192.168.1.0/24"),
+    ],
+)
+def test_a_kube_vip_address_the_network_already_uses_is_refused(vip: str, what: str) -> None:
+    doc = base_settings()
+    doc["kubeVip"] = {"interface": "eno1"}
+    doc["apiServerAddress"] = vip
+    for i in (0, 1):  # a server and an agent on the same network: the problem is said once
+        node(doc, i).update({"address": f"192.168.1.{10 + i}/24", "gateway": "192.168.1.1"})
+    (problem,) = problems_of(doc)
+    assert problem.startswith(f"ephemeros:apiServerAddress: {vip} is the {what} (the network of node0, node1)")
+    assert "192.168.1.1 to 192.168.1.254" in problem
+    doc["apiServerAddress"] = "192.168.1.250"
+    load(doc)
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"extraArgs": ["--v=2", "--password=hunter2"]}, "values.extraArgs[1]"),
+        ({"args": ["--token", "abc123def"]}, "values.args[1]"),
+        ({"config": "auth:\n  enabled: true\n  password: hunter2\n"}, "values.config"),
+        ({"env": {"settings": "LOG=debug\nDB_PASSWORD=s3cret\n"}}, "values.env.settings"),
+        ({"git": {"url": "https://bob:pa55word@git.example.com/repo.git"}}, "values.git.url"),
+        ({"args": ["--oidc-client-secret", "abc123def"]}, "values.args[1]"),
+        ({"config": "oidc:\n  clientSecret: abc123def\n"}, "values.config"),
+        ({"extraEnv": [{"name": "HTTPPassword", "value": "hunter2"}]}, "values.extraEnv[0].value"),
+    ],
+)
+def test_a_credential_inside_a_public_string_is_refused(values: dict[str, Any], where: str) -> None:
+    doc = base_settings()
+    doc["addons"] = {"charts": [dict(CHART, values=values)]}
+    (problem,) = problems_of(doc)
+    assert problem.startswith(f"ephemeros:addons.charts[0].values: {where} looks like a credential")
+
+
+def test_a_credential_inside_a_manifests_string_is_refused() -> None:
+    content = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n"
+        "spec:\n  template:\n    spec:\n      containers:\n"
+        "        - name: app\n          args: ['--listen=:80', '--api-key=0123456789abcdef']\n"
+    )
+    doc = base_settings()
+    doc["addons"] = {"manifests": [{"name": "app", "content": content}]}
+    (problem,) = problems_of(doc)
+    assert problem.startswith("ephemeros:addons.manifests[0].content: spec.template.spec.containers[0].args[1] looks")
+
+
+def test_strings_that_only_refer_to_a_credential_are_public() -> None:
+    values = {
+        "extraArgs": ["--password=$(DB_PASSWORD)", "--token-ttl=5m", "--password-file=/run/secrets/db"],
+        "script": 'curl -H "token: ${TOKEN}" https://example.com:8443/path',
+        "config": "existingSecret: db-auth\nsecretName: tls\npassword: ''\nauth: true\n",
+        "args": ["--token", "$(TOKEN)", "--verbose"],
+    }
+    assert secret_looking(values) == []
+
+
+def test_words_that_only_contain_a_credential_word_are_public() -> None:
+    values = {
+        "proxy": {"bypass": "all", "compass": "north", "passenger": 3},
+        "env": "NO_PROXY=.lan\nbypass=all\n",
+        "config": "compass: north\n",
+        "extraArgs": ["--tls-secret", "ingress-tls", "--secret-name=ingress-tls", "--default-tls-secret=ns/tls"],
+        "ingress": {"tlsSecret": "ingress-tls", "secret-name": "tls", "imagePullSecrets": ["regcred"]},
+    }
+    assert secret_looking(values) == []
+
+
+def test_a_plain_http_chart_repository_is_warned_about() -> None:
+    doc = base_settings()
+    doc["addons"] = {"charts": [CHART, dict(CHART, name="mirror", repo="http://charts.lan")]}
+    warnings = [w for w in load(doc).warnings if "charts" in w]
+    assert warnings == [
+        "addons.charts[1].repo (mirror) is plain http: anyone on the network path to the repository can change the "
+        "chart that runs in the cluster; use https, or a repository on a trusted LAN"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (node_setting(1, "hostname", "Node1"), "ephemeros:nodes[1].hostname (node Node1)"),
+        (setting("clusterName", "Lab"), "ephemeros:clusterName"),
+    ],
+)
+def test_a_name_with_capitals_is_refused_not_lowercased(edit: Callable[[Doc], None], key: str) -> None:
+    doc = base_settings()
+    edit(doc)
+    (problem,) = problems_of(doc)
+    assert problem.startswith(f"{key}: ")
+    assert "has capital letters" in problem
+    assert problem.endswith(f"write {problem.split(chr(39))[1].lower()!r}")
+
+
+def test_the_dev_stacks_placeholder_ssh_key_is_warned_about() -> None:
+    dev = stack_settings("dev")
+    assert dev["sshKeys"][0].split()[:2] == PLACEHOLDER_SSH_KEY.split()
+    (warning,) = [w for w in load(dev).warnings if w.startswith("sshKeys")]
+    assert warning.startswith("sshKeys[0] is the dev stack's placeholder key, whose private half nobody has")
+    dev["sshKeys"] = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKmqZfTM6XuO8Ck2nYDnOW5xZq5SA+gxtqUwYH0DlzcE me@laptop"]
+    assert not any(w.startswith("sshKeys") for w in load(dev).warnings)
+
+
+def test_a_datastore_name_in_no_managed_zone_is_warned_about() -> None:
+    doc = base_settings()
+    doc["vultrApiKey"] = SECRET_VALUES["vultrApiKey"]
+    doc["datastore"] = {"type": "vultr", "vultr": {"region": "ams", "allowedSources": [VULTR_SOURCE]}}
+    doc["datastore"]["vultr"]["dnsName"] = "db.lab.ephemeros.test"
+    (warning,) = [w for w in load(doc, {"vultrApiKey"}).warnings if "dnsName" in w]
+    assert warning.startswith(
+        "datastore.vultr.dnsName db.lab.ephemeros.test is in no zone that pulumi up keeps (dns.rfc2136 is not set)"
+    )
+
+
+def vultr_stack(vultr: dict[str, Any], dumps: dict[str, Any] | None = None) -> LoadedSettings:
+    doc = base_settings()
+    doc["vultrApiKey"] = SECRET_VALUES["vultrApiKey"]
+    doc["datastore"] = {"type": "vultr", "vultr": {"region": "ams", "allowedSources": [VULTR_SOURCE], **vultr}}
+    secret = {"vultrApiKey"}
+    if dumps is not None:
+        doc["datastore"]["dumps"] = {"bucket": "lab-dumps", **dumps}
+        doc["dumpsAccessKeyId"] = SECRET_VALUES["dumpsAccessKeyId"]
+        doc["dumpsSecretAccessKey"] = SECRET_VALUES["dumpsSecretAccessKey"]
+        secret |= {"dumpsAccessKeyId", "dumpsSecretAccessKey"}
+    return load(doc, secret)
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["https://api.vultr.com", "https://api.vultr.com/", "https://api.vultr.com/v2", "https://api.vultr.com/v2/"],
+)
+def test_the_vultr_api_url_means_the_same_api_with_or_without_its_version_root(written: str) -> None:
+    vultr = vultr_stack({"apiUrl": written}).settings.datastore.vultr
+    assert vultr is not None
+    assert vultr.api_url == "https://api.vultr.com"
+
+
+def test_a_plain_http_dumps_endpoint_is_warned_about() -> None:
+    plain = vultr_stack({}, {"endpoint": "http://s3.lab.example:9000"})
+    (warning,) = [w for w in plain.warnings if w.startswith("datastore.dumps.endpoint")]
+    assert "plain http" in warning
+    assert "use https" in warning
+    tls = vultr_stack({}, {"endpoint": "https://s3.eu-central-003.backblazeb2.com"})
+    assert not any(w.startswith("datastore.dumps.endpoint") for w in tls.warnings)
+
+
+def test_secret_values_too_large_for_a_stick_are_refused_at_preview() -> None:
+    """A server's stick carries every chart's secret values: more than its secrets partition holds fails at
+    preview, naming the setting, rather than at `pulumi up` while building the sticks."""
+    doc = base_settings()
+    doc["addons"] = {"charts": [CHART]}
+    doc["addonValues"] = {"db": "auth:\n  password: " + "x" * (3 * 1024 * 1024) + "\n"}
+    (problem,) = problems_of(doc, {"addonValues"})
+    assert problem.startswith("ephemeros:addonValues: the secret values take 3072 KiB, and a server's stick holds")
+    doc["addonValues"] = {"db": "auth:\n  password: " + "x" * (2 * 1024 * 1024) + "\n"}
+    load(doc, {"addonValues"})
+
+
+def test_secret_values_applied_by_pulumi_take_no_room_on_a_stick() -> None:
+    """With kubernetes.manage, Pulumi applies the charts' secret values itself: no stick carries them."""
+    doc = base_settings()
+    doc["addons"] = {"charts": [CHART]}
+    doc["kubernetes"] = {"manage": True}
+    doc["addonValues"] = {"db": "auth:\n  password: " + "x" * (3 * 1024 * 1024) + "\n"}
+    load(doc, {"addonValues"})
+
+
+def test_registry_credentials_count_towards_what_a_stick_carries() -> None:
+    """Every node's stick carries registryAuth, a server's also the charts' secret values: together they must fit."""
+    doc = base_settings()
+    doc["addons"] = {"charts": [CHART]}
+    doc["addonValues"] = {"db": "auth:\n  password: " + "x" * (2 * 1024 * 1024) + "\n"}
+    doc["registryAuth"] = {"mirror.lan:5000": {"identityToken": "t" * (1024 * 1024)}}
+    (problem,) = problems_of(doc, {"addonValues", "registryAuth"})
+    assert problem.startswith(
+        "ephemeros:addonValues: the secret values take 2048 KiB and the registries' credentials (registryAuth) 1024 "
+        "KiB, and a server's stick holds 3008 KiB of them"
+    )
+    del doc["addons"], doc["addonValues"]
+    doc["registryAuth"] = {"mirror.lan:5000": {"identityToken": "t" * (3 * 1024 * 1024)}}
+    (problem,) = problems_of(doc, {"registryAuth"})
+    assert problem.startswith("ephemeros:registryAuth: the registries' credentials take 3072 KiB, and a node's stick")

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import requests
 
+from harness.fakes.vultr import Account, FakeVultr, running
 from providers.vultr import api
 from providers.vultr.api import VultrApi, VultrError
 from providers.vultr.instance import InstanceProps, InstanceProvider
-from tests.fakes.vultr import Account, FakeVultr, running
+from providers.vultr.reserved_ip import ReservedIpProps, ReservedIpProvider
 
 DEBIAN = "Debian 12 x64 (bookworm)"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBy4wRFjJVxc8hW5oKvp9tJDBmXhZbWZcl9vxBUr4WqC ops@ephemeros"
@@ -328,3 +329,96 @@ def test_a_vm_vultr_refuses_names_the_settings_to_check(fake: FakeVultr, account
     with pytest.raises(VultrError, match=r"^ephemeros:datastore\.vultr\.os: Vultr offers no operating system"):
         InstanceProvider().create(instance_props(fake, account, os="Debian 99"))
     assert fake.instances() == []
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v2", "/v2/"])
+def test_the_api_url_with_or_without_its_version_root_is_the_same_api(
+    fake: FakeVultr, account: Account, suffix: str
+) -> None:
+    client = VultrApi(api_url=fake.url + suffix, api_key=account.api_key)
+    assert client.get("/account") is not None
+    assert client.origin == fake.url
+    assert [record.path for record in fake.requests] == ["/v2/account"]
+    with pytest.raises(VultrError, match=r"^Vultr API: POST /v2/instances/gone/backup-schedule answered 404"):
+        client.post("/instances/gone/backup-schedule", {"type": "daily"})  # the path named as it was requested
+
+
+def test_errors_name_the_path_as_requested_behind_a_prefix(fake: FakeVultr, account: Account) -> None:
+    client = VultrApi(api_url=f"{fake.url}/vultr/", api_key=account.api_key)
+    with pytest.raises(VultrError, match=r"^Vultr API: POST /vultr/v2/instances answered 404"):
+        client.post("/instances", {"region": "ewr"})
+    assert fake.requests[-1].path == "/vultr/v2/instances"
+
+
+def reserved_ip(client: VultrApi, fake: FakeVultr, label: str) -> tuple[dict[str, Any], bool]:
+    def find() -> dict[str, Any] | None:
+        return next((r for r in client.list("/reserved-ips", "reserved_ips") if r["label"] == label), None)
+
+    made, adopted = client.create(
+        "/reserved-ips", {"region": "ewr", "ip_type": "v4", "label": label}, "reserved_ip", find=find
+    )
+    return made, adopted
+
+
+def test_a_create_answered_5xx_after_the_api_acted_adopts_what_it_made(fake: FakeVultr, client: VultrApi) -> None:
+    fake.fail_next(502, method="POST", path="/v2/reserved-ips", processed=True)
+    made, adopted = reserved_ip(client, fake, "datastore [ephemeros 0123456789abcdef]")
+    assert adopted
+    assert len(fake.requests_to("POST", "/v2/reserved-ips")) == 1  # found, not posted again
+    assert [r["id"] for r in client.list("/reserved-ips", "reserved_ips")] == [made["id"]]
+
+
+def test_a_create_answered_5xx_before_the_api_acted_posts_again(fake: FakeVultr, client: VultrApi) -> None:
+    fake.fail_next(503, times=2, method="POST", path="/v2/reserved-ips")
+    made, adopted = reserved_ip(client, fake, "datastore")
+    assert not adopted
+    assert len(fake.requests_to("POST", "/v2/reserved-ips")) == 3
+    assert [r["id"] for r in client.list("/reserved-ips", "reserved_ips")] == [made["id"]]
+
+
+def test_a_create_refused_is_not_posted_again(fake: FakeVultr, client: VultrApi) -> None:
+    with pytest.raises(VultrError, match="answered 400: Invalid region chosen"):
+        client.create("/reserved-ips", {"region": "mars", "ip_type": "v4"}, "reserved_ip", find=lambda: None)
+    assert len(fake.requests_to("POST", "/v2/reserved-ips")) == 1
+
+
+def test_a_create_finds_what_a_run_cut_short_made_before_posting(fake: FakeVultr, client: VultrApi) -> None:
+    first, _ = reserved_ip(client, fake, "datastore [ephemeros 0123456789abcdef]")
+    again, adopted = reserved_ip(client, fake, "datastore [ephemeros 0123456789abcdef]")
+    assert adopted
+    assert again["id"] == first["id"]
+    assert len(fake.requests_to("POST", "/v2/reserved-ips")) == 1
+
+
+def test_a_mark_is_the_owners_and_what_makes_the_object_anew(fake: FakeVultr, account: Account) -> None:
+    """A create retried with the same owner and values adopts (a run cut short); a replacement in another region,
+    made before its predecessor is deleted, and another stack's object (another owner) are objects of their own."""
+    provider = ReservedIpProvider()
+
+    def made(owner: str, region: str) -> str:
+        props = ReservedIpProps(api_url=fake.url, api_key=account.api_key, owner=owner, region=region, label="db")
+        return str(provider.create(props.to_props()).id)
+
+    first = made("owner-a", "ams")
+    assert made("owner-a", "ams") == first
+    assert len({first, made("owner-a", "fra"), made("owner-b", "ams")}) == 3
+    assert len(account.reserved_ips) == 3
+
+
+def test_an_action_is_retried_after_a_5xx(fake: FakeVultr, client: VultrApi) -> None:
+    created = create(client, backups="enabled")
+    path = f"/v2/instances/{created['id']}/backup-schedule"
+    fake.fail_next(503, times=2, method="POST", path=path, processed=True)
+    client.act(path.removeprefix("/v2"), {"type": "weekly", "hour": 4})
+    assert len(fake.requests_to("POST", path)) == 3
+    schedule = client.get(path.removeprefix("/v2"))
+    assert schedule is not None
+    assert (schedule["backup_schedule"]["type"], schedule["backup_schedule"]["hour"]) == ("weekly", 4)
+
+
+def test_the_account_needs_the_key(fake: FakeVultr, account: Account) -> None:
+    found = VultrApi(api_url=fake.url, api_key=account.api_key).get("/account")
+    assert found is not None
+    assert {"name", "email", "acls", "balance"} <= found["account"].keys()
+    with pytest.raises(VultrError, match="GET /v2/account answered 401"):
+        VultrApi(api_url=fake.url, api_key="X" * 36).get("/account")

@@ -8,9 +8,11 @@
 # Usage: testtools/build.sh [tool ...]   (no tool: all of them)
 # Each directory is a wrapper Go module whose go.mod and go.sum pin the versions and checksums; the binaries are
 # static (CGO_ENABLED=0) linux/amd64 builds. Each tool has its own stamp of its inputs, so a second run returns at
-# once and a changed pin rebuilds only that tool.
+# once and a changed pin rebuilds only that tool; a tool built before by any checkout on this machine is taken from
+# the shared cache (scripts/cache.sh). The Makefile builds the tools side by side, one process each.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/cache.sh"
 out="$root/.tools/testtools"
 bin="$out/bin"
 recipe_version=1  # bump when a change here should rebuild every tool
@@ -57,14 +59,18 @@ fetch_crds() {
     if [ -f "$out/crds/helm.cattle.io_helmcharts.yaml" ] && [ "$(cat "$out/helm-crds.stamp" 2>/dev/null)" = "$stamp" ]; then
         return 0
     fi
-    source="$(cd "$dir" && go mod download -json github.com/k3s-io/helm-controller | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
-    mkdir -p "$out/crds"
-    install -m 0644 "$source"/pkg/crds/yaml/generated/helm.cattle.io_*.yaml "$out/crds/"
+    rm -f "$out/helm-crds.stamp"
+    if ! from_cache "helm-crds-$stamp" "$out/crds"; then
+        source="$(cd "$dir" && go mod download -json github.com/k3s-io/helm-controller | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+        mkdir -p "$out/crds"
+        install -m 0644 "$source"/pkg/crds/yaml/generated/helm.cattle.io_*.yaml "$out/crds/"
+        (cd "$out/crds" && to_cache "helm-crds-$stamp" . helm.cattle.io_*.yaml)
+    fi
     echo "$stamp" > "$out/helm-crds.stamp"
 }
 
 build_tool() {
-    local tool="$1" dir="$root/testtools/$1" name pkg have=1 stamp version ldflags
+    local tool="$1" dir="$root/testtools/$1" name pkg have=1 stamp version ldflags names
     if [ "$tool" = helm-crds ]; then
         fetch_crds
         return 0
@@ -77,6 +83,13 @@ build_tool() {
         return 0
     fi
 
+    mkdir -p "$bin"
+    rm -f "$out/$tool.stamp"
+    if from_cache "$tool-$stamp" "$bin"; then
+        echo "$stamp" > "$out/$tool.stamp"
+        return 0
+    fi
+
     version="$(cd "$dir" && go list -m -f '{{.Version}}' "$module")"
     echo "Building $tool $version$note..." >&2
     ldflags="${xflags//@V@/$version}"
@@ -84,14 +97,15 @@ build_tool() {
         ldflags="${ldflags//@MAJOR@/${BASH_REMATCH[1]}}"
         ldflags="${ldflags//@MINOR@/${BASH_REMATCH[2]}}"
     fi
-    mkdir -p "$bin"
-    rm -f "$out/$tool.stamp"
+    names=()
     for name in $binaries; do
         pkg="${name#*=}" name="${name%%=*}"
         # One binary at a time: linking kube-apiserver alone peaks at a few GB.
         (cd "$dir" && go build -trimpath -tags "$tags" -ldflags "-s -w -buildid= $ldflags" -o "$bin/.$name.tmp" "$pkg")
         mv -f "$bin/.$name.tmp" "$bin/$name"
+        names+=("$name")
     done
+    to_cache "$tool-$stamp" "$bin" "${names[@]}"
     echo "$stamp" > "$out/$tool.stamp"
 }
 

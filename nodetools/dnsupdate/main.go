@@ -221,7 +221,8 @@ type rcodeError struct {
 
 func (e *rcodeError) Error() string { return e.message }
 
-// send sends a signed update and checks the answer: signed, and NOERROR.
+// send sends a signed update and checks the answer: signed, and NOERROR. A refusal is explained by one signed
+// query for the zone's SOA: the key, the zone, or else the zone's update policy.
 func (s *server) send(name string, update *dns.Msg) error {
 	update.SetTsig(s.keyName, s.algorithm, 300, time.Now().Unix())
 	answer, err := s.exchange(name, update)
@@ -231,27 +232,28 @@ func (s *server) send(name string, update *dns.Msg) error {
 	if answer.Rcode == dns.RcodeSuccess {
 		return nil
 	}
-	if answer.Rcode == dns.RcodeNotAuth || answer.Rcode == dns.RcodeRefused {
-		if !s.authoritative() {
-			return s.explain(strings.TrimSuffix(name, "."), nil)
-		}
-	}
+	what := strings.TrimSuffix(name, ".")
 	rcode := dns.RcodeToString[answer.Rcode]
 	hint := ""
 	switch answer.Rcode {
+	case dns.RcodeNotAuth, dns.RcodeRefused:
+		state, reason := s.checkZone()
+		switch state {
+		case served:
+			hint = fmt.Sprintf(": the server does not let key %s update this name: its update policy (BIND: "+
+				"allow-update or update-policy; Knot: an acl with action update) must name the key", s.keyName)
+		case unreachable:
+		default:
+			return fmt.Errorf("%s at %s: %s", what, s.address, s.explain(state, reason))
+		}
 	case dns.RcodeYXRrset:
 		hint = ": the name is an alias (CNAME), and an address record cannot stand beside it: remove the CNAME " +
 			"or choose another name"
-	case dns.RcodeRefused:
-		hint = fmt.Sprintf(": the server does not let key %s update this name: its update policy (BIND: "+
-			"allow-update or update-policy; Knot: an acl with action update) must name the key", s.keyName)
-	case dns.RcodeNotAuth:
-		hint = keyHint(s.keyName)
 	case dns.RcodeNotZone:
 		hint = fmt.Sprintf(": the name is not in zone %s", s.zone)
 	}
-	return &rcodeError{answer.Rcode, fmt.Sprintf("updating %s at %s: the server answered %s%s",
-		strings.TrimSuffix(name, "."), s.address, rcode, hint)}
+	return &rcodeError{answer.Rcode, fmt.Sprintf("updating %s at %s: the server answered %s%s", what, s.address,
+		rcode, hint)}
 }
 
 // query asks for the name's records of one type, signed; NXDOMAIN and NODATA are no records.
@@ -276,51 +278,103 @@ func (s *server) query(name string, rtype uint16) ([]dns.RR, error) {
 	return found, nil
 }
 
+// zoneState is what a signed exchange with the server showed about the zone and the key.
+type zoneState int
+
+const (
+	served      zoneState = iota // signed and authoritative: the key works, the server serves the zone
+	answered                     // a signed answer (whose rcode says the rest)
+	unreachable                  // no answer
+	unknownKey                   // BADKEY
+	badSecret                    // BADSIG
+	badTime                      // BADTIME, or an answer signed at a time too far from ours
+	unsigned                     // no valid signature by this key
+	notServed                    // no authoritative SOA for the zone
+)
+
+// classify sorts the outcome of a signed exchange. A NOTAUTH answer reaches us as dns.ErrAuth, with the server's
+// TSIG error (if any) in the answer's TSIG record.
+func classify(answer *dns.Msg, err error) (zoneState, string) {
+	switch {
+	case errors.Is(err, dns.ErrAuth) && answer != nil:
+		tsig := answer.IsTsig()
+		if tsig == nil {
+			return unsigned, "NOTAUTH"
+		}
+		switch tsig.Error {
+		case dns.RcodeBadKey:
+			return unknownKey, ""
+		case dns.RcodeBadSig:
+			return badSecret, ""
+		case dns.RcodeBadTime:
+			return badTime, ""
+		}
+		return answered, "" // NOTAUTH, signed: a refusal to explain (Knot answers so for a key its acl denies)
+	case errors.Is(err, dns.ErrSig):
+		return unsigned, err.Error()
+	case errors.Is(err, dns.ErrTime):
+		return badTime, ""
+	case err != nil:
+		return unreachable, err.Error()
+	case answer.IsTsig() == nil:
+		return unsigned, dns.RcodeToString[answer.Rcode]
+	}
+	return answered, ""
+}
+
 // exchange sends a signed message and returns the answer only if it carries a valid signature.
 func (s *server) exchange(name string, message *dns.Msg) (*dns.Msg, error) {
 	what := strings.TrimSuffix(name, ".")
 	answer, _, err := s.client.Exchange(message, s.address)
-	if errors.Is(err, dns.ErrAuth) || errors.Is(err, dns.ErrSig) || errors.Is(err, dns.ErrTime) {
-		return nil, s.explain(what, fmt.Errorf("%w%s", err, keyHint(s.keyName)))
-	}
-	if err != nil {
+	state, reason := classify(answer, err)
+	switch state {
+	case answered:
+		return answer, nil
+	case unreachable:
 		return nil, fmt.Errorf("%s at %s: %w", what, s.address, err)
 	}
-	if answer.IsTsig() == nil {
-		return nil, s.explain(what, fmt.Errorf("the answer (%s) is not signed, so it cannot be trusted: the "+
-			"server did not recognise key %s, or something on the way answered in its place",
-			dns.RcodeToString[answer.Rcode], s.keyName))
-	}
-	return answer, nil
+	return nil, fmt.Errorf("%s at %s: %s", what, s.address, s.explain(state, reason))
 }
 
-// explain says why a message about `what` failed: the server does not serve the zone at all, or `reason`.
-func (s *server) explain(what string, reason error) error {
-	if !s.authoritative() {
-		return fmt.Errorf("%s at %s: the server is not authoritative for zone %s: check dns.rfc2136.zone (the "+
-			"zone as the server serves it) and dns.rfc2136.server", what, s.address, s.zone)
-	}
-	return fmt.Errorf("%s at %s: %w", what, s.address, reason)
-}
-
-// authoritative tells whether the server answers for the zone's SOA with authority (an unsigned question).
-func (s *server) authoritative() bool {
+// checkZone asks for the zone's SOA, signed: whether the server serves the zone and accepts the key.
+func (s *server) checkZone() (zoneState, string) {
 	query := new(dns.Msg)
 	query.SetQuestion(s.zone, dns.TypeSOA)
-	answer, _, err := (&dns.Client{Net: "tcp", Timeout: s.client.Timeout}).Exchange(query, s.address)
-	if err != nil || answer.Rcode != dns.RcodeSuccess || !answer.Authoritative {
-		return false
+	query.SetTsig(s.keyName, s.algorithm, 300, time.Now().Unix())
+	answer, _, err := s.client.Exchange(query, s.address)
+	state, reason := classify(answer, err)
+	if state != answered {
+		return state, reason
 	}
-	for _, record := range answer.Answer {
-		if record.Header().Rrtype == dns.TypeSOA && strings.EqualFold(record.Header().Name, s.zone) {
-			return true
+	if answer.Rcode == dns.RcodeSuccess && answer.Authoritative {
+		for _, record := range answer.Answer {
+			if record.Header().Rrtype == dns.TypeSOA && strings.EqualFold(record.Header().Name, s.zone) {
+				return served, ""
+			}
 		}
 	}
-	return false
+	return notServed, "it answered " + dns.RcodeToString[answer.Rcode]
 }
 
-func keyHint(keyName string) string {
-	return fmt.Sprintf(": the server did not accept TSIG key %s: either dns.rfc2136.keyName, algorithm or "+
-		"dnsTsigSecret is wrong, or the key is right and the zone's update policy does not list it (Knot answers "+
-		"so for a key its acl does not allow)", keyName)
+// explain says what a zone state means, naming the settings to look at.
+func (s *server) explain(state zoneState, reason string) string {
+	key := fmt.Sprintf("TSIG key %s (%s)", s.keyName, strings.TrimSuffix(s.algorithm, "."))
+	switch state {
+	case unknownKey:
+		return fmt.Sprintf("the server does not know %s (it answered BADKEY): dns.rfc2136.keyName and "+
+			"dns.rfc2136.algorithm must name a key the server has", key)
+	case badSecret:
+		return fmt.Sprintf("the server knows %s but the signature does not match (it answered BADSIG): "+
+			"dnsTsigSecret is not that key's secret", key)
+	case badTime:
+		return "the server refused the signature's time (BADTIME): this node's clock and the server's differ by " +
+			"more than five minutes"
+	case unsigned:
+		return fmt.Sprintf("the answer (%s) is not signed, so it cannot be trusted: the server did not recognise %s, "+
+			"or something on the way answered in its place", reason, key)
+	case notServed:
+		return fmt.Sprintf("the server is not authoritative for zone %s: check dns.rfc2136.zone (the zone as the "+
+			"server serves it) and dns.rfc2136.server; %s", s.zone, reason)
+	}
+	return reason
 }

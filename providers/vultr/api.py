@@ -1,8 +1,9 @@
 """VultrApi: a typed client for the Vultr API v2, for the dynamic providers that manage Vultr objects.
 
-`api_url` is the API's origin (default https://api.vultr.com); paths given to the methods are relative to the
-version root /v2, which the client adds (govultr does the same: base "https://api.vultr.com", paths "/v2/...").
-The API key travels only in the `Authorization: Bearer` header, never in a URL or an error message.
+`api_url` is the API's origin (default https://api.vultr.com), with or without the version root /v2 and a trailing
+slash; paths given to the methods are relative to the version root, which the client adds (govultr does the
+same: base "https://api.vultr.com", paths "/v2/..."). Errors name the path as it was requested. The API key
+travels only in the `Authorization: Bearer` header, never in a URL or an error message.
 
 Answers: 200, 201, 202 and 204 are success (govultr accepts 200..204); every 4xx carries a JSON object whose
 `error` attribute explains it (the API reference's "Response Codes"), and errors here quote that text. Lists
@@ -11,27 +12,33 @@ are paged with `per_page` and `cursor`; `meta.links.next` is the next page's cur
 Retries, with exponential backoff or what Retry-After asks: GET, PUT, PATCH and DELETE on 429 and 5xx; a POST
 only on 429 (refused at the door by the rate limiter, so nothing happened) and on connection errors that occur
 before the request was sent. A POST answered 5xx, or whose answer was lost, may have created its object, and
-is never sent twice. (govultr, through go-retryablehttp, retries every method on 5xx; this client does not.)
+is never sent twice by `post`. `create` goes further for the objects the providers make: it first looks for the
+object (by a mark unique to the stack and the resource: one a run cut short made and never recorded), and after
+a 5xx or a lost answer looks again before it posts again, so that nothing is made twice. (govultr, through
+go-retryablehttp, retries every method on 5xx; this client does not.)
 """
 
 from __future__ import annotations
 
 import difflib
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import requests
 from urllib3.util.retry import Retry
 
 from providers.http import retrying_session
 from providers.props import ProviderError
+from settings.datastore import VULTR_API_ROOT, vultr_api_origin
 
 API_URL = "https://api.vultr.com"
 API_KEY_SETTING = "vultrApiKey"
-API_ROOT = "/v2"
 TIMEOUT = 30.0  # seconds per request
 RETRIES = 6
 BACKOFF = 0.5  # seconds: retries wait 0, 1, 2, 4, 8, 16 (BACKOFF * 2**n after the first), or what Retry-After asks
+CREATE_ATTEMPTS = 4  # POSTs of one create or action: a create looks for what the one before may have made
 PER_PAGE = 100  # the API's default page size; its maximum is 500
 SUCCESS = (200, 201, 202, 204)
 IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
@@ -51,6 +58,14 @@ Json = dict[str, Any]
 Jsons = list[Json]
 
 
+class Made(NamedTuple):
+    """An object `VultrApi.create` made, or found made already (by a run cut short, or a POST whose answer was
+    lost)."""
+
+    object: Json
+    adopted: bool
+
+
 class VultrError(ProviderError):
     """A Vultr API call failed; the message names the call and gives the API's own answer, never the key."""
 
@@ -58,6 +73,12 @@ class VultrError(ProviderError):
         super().__init__(message)
         self.status = status
         self.api_error = api_error
+
+    @property
+    def may_have_acted(self) -> bool:
+        """The API may have done what was asked: a 5xx (a gateway that timed out after the API acted), or no
+        answer at all."""
+        return self.status is None or self.status >= 500
 
 
 class _VultrRetry(Retry):
@@ -69,9 +90,9 @@ class _VultrRetry(Retry):
         return super().is_retry(method, status_code, has_retry_after)
 
 
-def _session(api_key: str) -> requests.Session:
+def _session(api_key: str, retries: int) -> requests.Session:
     # Read errors (an answer lost) are retried only for the idempotent methods; connect errors always.
-    session = retrying_session(retries=RETRIES, backoff=BACKOFF, methods=IDEMPOTENT, policy=_VultrRetry)
+    session = retrying_session(retries=retries, backoff=BACKOFF, methods=IDEMPOTENT, policy=_VultrRetry)
     session.headers.update(
         {"Authorization": f"Bearer {api_key}", "Accept": "application/json", "User-Agent": "ephemeros"}
     )
@@ -89,14 +110,22 @@ def not_ready(instance: Json) -> list[str]:
 class VultrApi:
     """The Vultr API v2 calls the providers need, with retries, paging and errors that say what failed."""
 
-    def __init__(self, *, api_url: str = API_URL, api_key: str, timeout: float = TIMEOUT) -> None:
-        self.root = api_url.rstrip("/") + API_ROOT
+    def __init__(
+        self, *, api_url: str = API_URL, api_key: str, timeout: float = TIMEOUT, retries: int = RETRIES
+    ) -> None:
+        self.origin = vultr_api_origin(api_url)
+        self.root = self.origin + VULTR_API_ROOT
+        self.root_path = urlsplit(self.root).path  # what errors name: /v2, or /<prefix>/v2 behind a proxy
         self.timeout = timeout
         self._key = api_key
-        self.session = _session(api_key)
+        self.session = _session(api_key, retries)
 
     def __repr__(self) -> str:
-        return f"VultrApi(api_url={self.root[: -len(API_ROOT)]!r})"
+        return f"VultrApi(api_url={self.origin!r})"
+
+    def where(self, path: str) -> str:
+        """The path as requested, for messages: e.g. /v2/os."""
+        return self.root_path + path
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "<api key>") if self._key else text
@@ -107,7 +136,7 @@ class VultrApi:
         try:
             return self.session.request(method, self.root + path, json=body, params=params, timeout=self.timeout)
         except requests.RequestException as error:
-            raise VultrError(self._redact(f"Vultr API: {method} {API_ROOT}{path} failed: {error}")) from None
+            raise VultrError(self._redact(f"Vultr API: {method} {self.where(path)} failed: {error}")) from None
 
     def _fail(self, method: str, path: str, response: requests.Response) -> VultrError:
         status = response.status_code
@@ -118,7 +147,7 @@ class VultrApi:
         message = str(document.get("error") or "").strip() if isinstance(document, dict) else ""
         message = self._redact(message or response.text.strip()[:200] or response.reason or "no message")
         return VultrError(
-            f"Vultr API: {method} {API_ROOT}{path} answered {status}: {message}{HINTS.get(status, '')}",
+            f"Vultr API: {method} {self.where(path)} answered {status}: {message}{HINTS.get(status, '')}",
             status=status,
             api_error=message,
         )
@@ -132,7 +161,7 @@ class VultrApi:
             document = None
         if not isinstance(document, dict):
             raise VultrError(
-                f"Vultr API: {method} {API_ROOT}{path} answered {response.status_code} with something other"
+                f"Vultr API: {method} {self.where(path)} answered {response.status_code} with something other"
                 f" than a JSON object: {self._redact(response.text.strip()[:200])}",
                 status=response.status_code,
             )
@@ -170,18 +199,48 @@ class VultrApi:
             page = self._document("GET", path, response)
             found = page.get(key)
             if not isinstance(found, list):
-                raise VultrError(f"Vultr API: GET {API_ROOT}{path} answered without a {key!r} list")
+                raise VultrError(f"Vultr API: GET {self.where(path)} answered without a {key!r} list")
             items.extend(found)
             cursor = str(((page.get("meta") or {}).get("links") or {}).get("next") or "")
             if not cursor:
                 return items
             if cursor in seen:
-                raise VultrError(f"Vultr API: GET {API_ROOT}{path} gave the same next cursor twice: {cursor!r}")
+                raise VultrError(f"Vultr API: GET {self.where(path)} gave the same next cursor twice: {cursor!r}")
             seen.add(cursor)
 
     def post(self, path: str, body: Json | None = None) -> Json:
         """Create or act; the answer's object, or {} for an answer without a body (204)."""
         return self._send("POST", path, body)
+
+    def act(self, path: str, body: Json) -> Json:
+        """POST an action whose repetition does no harm (setting a backup schedule): unlike `post`, retried with
+        backoff after a 5xx or a lost answer too."""
+        attempt = 0
+        while True:
+            try:
+                return self.post(path, body)
+            except VultrError as error:
+                attempt += 1
+                if not error.may_have_acted or attempt >= CREATE_ATTEMPTS:
+                    raise
+            time.sleep(BACKOFF * 2**attempt)
+
+    def create(self, path: str, body: Json, key: str, *, find: Callable[[], Json | None]) -> Made:
+        """The object that POST `path` makes (the answer's `key`), made once whatever happens on the way: `find`
+        looks for it (by its mark) before the first POST, and again after a POST the API may have acted on
+        (a 5xx, a lost answer) before posting again with backoff."""
+        found = find()
+        attempt = 0
+        while found is None:
+            try:
+                return Made(self.post(path, body)[key], adopted=False)
+            except VultrError as error:
+                attempt += 1
+                if not error.may_have_acted or attempt >= CREATE_ATTEMPTS:
+                    raise
+            time.sleep(BACKOFF * 2**attempt)
+            found = find()
+        return Made(found, adopted=True)
 
     def patch(self, path: str, body: Json) -> Json:
         return self._send("PATCH", path, body)
@@ -204,7 +263,7 @@ class VultrApi:
         names = [str(system.get("name")) for system in systems]
         close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
         hint = f"; close matches: {', '.join(map(repr, close))}" if close else f"; it lists {len(names)} others"
-        raise VultrError(f"Vultr offers no operating system named {name!r} (GET {API_ROOT}/os){hint}")
+        raise VultrError(f"Vultr offers no operating system named {name!r} (GET {self.where('/os')}){hint}")
 
     def instance(self, instance_id: str) -> Json | None:
         """The instance, or None if it does not exist (any more)."""

@@ -30,7 +30,7 @@ namecheap() {
 
 # rfc2136 [-claim|-release] NAME: NAME alone, or this node's place in a name the servers share.
 rfc2136() {
-    {{ L.DNS_UPDATER }} -server {{ rfc2136.server }}:{{ rfc2136.port }} -zone {{ rfc2136.zone }} \
+    {{ L.DNS_UPDATER }} -server "{{ rfc2136.endpoint }}" -zone {{ rfc2136.zone }} \
         -key-name {{ rfc2136.key_name }} -algorithm {{ rfc2136.algorithm }} -ttl {{ rfc2136.ttl }} \
         -lease {{ lease }}s "$@" A "$address" || failed=1
 }

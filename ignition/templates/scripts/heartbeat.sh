@@ -16,9 +16,14 @@ elif ! curl -fsS -m 5 -o /dev/null http://127.0.0.1:10248/healthz; then
     reason="kubelet is not healthy"
 fi
 
-# Which config this node booted, and which k3s it runs: after `pulumi up`, a node that still reports an old
-# config digest (compare `pulumi stack output nodes`) has not been rebooted yet.
-booted="config $(cut -c1-12 {{ L.CONFIG_DIGEST }} 2>/dev/null || echo unknown); $({{ L.K3S_BINARY }} --version 2>/dev/null | head -n1 | cut -d' ' -f1-3)"
+# What this node booted: its config, its boot script (which names the Flatcar release and the kernel arguments), the
+# release itself and k3s. After `pulumi up`, a node that still reports an old digest (compare `pulumi stack output
+# nodes`, or run `make status`) has not been rebooted yet.
+config=$(cut -c1-12 {{ L.CONFIG_DIGEST }} 2>/dev/null)
+boot=$(sed -n 's/.*\<{{ L.BOOT_DIGEST_ARG | replace(".", "\\.") }}=\([0-9a-f]\{12\}\).*/\1/p' /proc/cmdline)
+flatcar=$(. /etc/os-release 2>/dev/null && echo "${VERSION:-}")
+k3s=$({{ L.K3S_BINARY }} --version 2>/dev/null | head -n1 | cut -d' ' -f1-3)
+booted="config ${config:-unknown}; boot ${boot:-unknown}; flatcar ${flatcar:-unknown}; ${k3s:-k3s version unknown}"
 
 ping() {
     printf 'url = "%s"\n' "$1" |

@@ -8,7 +8,22 @@ that is not an object: "value is not an object"; booleans count as numbers, so `
 account's check limit (counted over all of the account's projects) or for another project's check; Django's 404
 page for a check that does not exist; channels as "*", "" or a list of ids or names, listed by GET
 /api/v3/channels/; check documents with badge_url and the filter_* fields; pings at /ping/<uuid>[/start|/fail|
-/log|/<exit code>]. Tests can queue faults (429 with Retry-After, 5xx) for the next requests.
+/log|/<exit code>], whose URLs start with `ping_endpoint` when it is set (a self-hosted Healthchecks's
+PING_ENDPOINT setting, for pings that come from another network than the API's clients), else with the server's
+own /ping/. Tests can queue faults (429 with Retry-After, 5xx) for the next requests.
+
+Keys (API docs, "Authentication"): the read-only key works only for the checks list and a single check (and flips
+and badges, which the fake does not serve); the channels list, the pings and their bodies answer it 401 "wrong api
+key", as upstream's `authorize` decorator does for every key but the read-write one.
+
+Pings (API docs, "List check's logged pings" and "Get a ping's logged body"): GET /api/v3/checks/<uuid>/pings/
+lists the logged pings newest first, at most the account's ping log limit (100 on the free plan), each with type,
+date, n, scheme, remote_addr, method, ua, rid, duration (a success or failure after a start) and body_url (null
+without a body); GET /api/v3/checks/<uuid>/pings/<n>/body answers the body as text/plain, 404 when the ping has
+none or is past the limit. A check's `last_ping` is the time of its last success or failure ("start" and "log"
+leave it), and its `status` is computed when asked, as upstream's Check.get_status(): new, paused, up, grace
+(late by less than the grace time) or down; v3 reports a running job in the separate `started` field. `now` can be
+moved forward to make a check late.
 """
 
 from __future__ import annotations
@@ -20,10 +35,11 @@ import uuid
 from collections import deque
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.fakes.serving import serve
+from harness.fakes.serving import serve
 
 MAX_DURATION = 31536000
 API = "/api/v3/checks/"
@@ -41,6 +57,7 @@ class Invalid(Exception):
 @dataclass
 class Account:
     check_limit: int = 20
+    ping_log_limit: int = 100  # the free plan's; 1000 on paid plans
 
 
 @dataclass
@@ -96,6 +113,11 @@ class FakeHealthchecks:
         self.pings: list[tuple[str, str, str]] = []  # (uuid, kind, body)
         self.lock = threading.Lock()
         self.url = ""
+        self.ping_endpoint = ""  # e.g. "http://10.0.2.2:8000/ping/"; "" for the server's own /ping/
+        self.clock: timedelta = timedelta()  # added to the real time: tests move it forward to make checks late
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.clock
 
     def add_project(
         self, channels: tuple[str, ...] = ("Email", "Pager"), check_limit: int = 20, account: Account | None = None
@@ -123,16 +145,33 @@ class FakeHealthchecks:
 
     # --- the API's behaviour ---
 
+    def status(self, check: dict[str, Any]) -> str:
+        """As upstream's Check.get_status(): new and paused as they are; else down after a failure, or when the
+        last success is older than timeout + grace; grace when older than timeout; else up."""
+        if check["status"] in ("new", "paused", "down"):
+            return str(check["status"])
+        late = self.now() - check["_last_ping"]
+        if late > timedelta(seconds=check["timeout"] + check["grace"]):
+            return "down"
+        return "grace" if late > timedelta(seconds=check["timeout"]) else "up"
+
     def to_dict(self, check: dict[str, Any], readonly: bool = False) -> dict[str, Any]:
         code = check["uuid"]
-        result = {k: v for k, v in check.items() if k not in ("uuid", "channel_ids")}
+        result = {k: v for k, v in check.items() if k not in ("uuid", "channel_ids") and not k.startswith("_")}
+        result["status"] = self.status(check)
+        last = check["_last_ping"]
+        result["last_ping"] = last.isoformat(timespec="seconds") if last else None
+        result["next_ping"] = (
+            (last + timedelta(seconds=check["timeout"])).isoformat(timespec="seconds") if last else None
+        )
+        result["started"] = check["_last_start"] is not None
         result["channels"] = ",".join(check["channel_ids"])
         if readonly:
             del result["channels"]
             result["unique_key"] = uuid.uuid5(uuid.NAMESPACE_OID, code).hex[:40]
         else:
             result["uuid"] = code
-            result["ping_url"] = f"{self.url}/ping/{code}"
+            result["ping_url"] = f"{self.ping_endpoint or self.url + '/ping/'}{code}"
             result["badge_url"] = f"{self.url}/b/2/{uuid.uuid5(uuid.NAMESPACE_URL, code)}.svg"
             result["update_url"] = f"{self.url}{API}{code}"
             result["pause_url"] = f"{self.url}{API}{code}/pause"
@@ -183,9 +222,9 @@ class FakeHealthchecks:
             "grace": 3600,
             "n_pings": 0,
             "status": "new",
-            "started": False,
-            "last_ping": None,
-            "next_ping": None,
+            "_last_ping": None,
+            "_last_start": None,
+            "_pings": [],
             "manual_resume": False,
             "methods": "",
             "subject": "",
@@ -268,14 +307,17 @@ class _Handler(BaseHTTPRequestHandler):
             if not parsed:
                 self._error(400, "could not parse request body")
                 return
-            code = self.path[len(API) :].split("?")[0]
-            project = self._project(body, write=method != "GET")
+            code, _, rest = self.path[len(API) :].split("?")[0].partition("/")
+            # The read-only key reads the checks list and single checks; everything else needs the read-write key.
+            project = self._project(body, write=method != "GET" or self.path.startswith(CHANNELS) or rest != "")
             if project is None:
                 return
             if self.path.startswith(CHANNELS):
                 self._channels(method, project)
             elif code == "":
                 self._collection(method, project, body)
+            elif rest:
+                self._pings(method, project, code, rest)
             else:
                 self._single(
                     method, project, code, body, readonly=self.headers.get("X-Api-Key") == project.read_only_key
@@ -328,6 +370,27 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(405)
 
+    def _pings(self, method: str, project: Project, code: str, rest: str) -> None:
+        check = project.checks.get(code)
+        if method != "GET":
+            self._send(405)
+            return
+        if check is None:
+            other = any(code in p.checks for p in self.fake.projects)
+            self._send(403 if other else 404, "" if other else NOT_FOUND_PAGE, kind="html")
+            return
+        limit = project.account.ping_log_limit
+        kept = check["_pings"][-limit:]
+        if rest == "pings/":
+            self._json(200, {"pings": [{k: v for k, v in p.items() if k != "_body"} for p in reversed(kept)]})
+            return
+        found = re.fullmatch(r"pings/(\d+)/body", rest)
+        ping = next((p for p in kept if found and p["n"] == int(found.group(1))), None)
+        if ping is None or not ping["_body"]:
+            self._send(404, NOT_FOUND_PAGE, kind="html")
+            return
+        self._send(200, ping["_body"], kind="text")
+
     def _ping(self, method: str) -> None:
         parts = self.path[len("/ping/") :].split("?")[0].split("/")
         code, kind = parts[0], parts[1] if len(parts) > 1 else "success"
@@ -339,8 +402,33 @@ class _Handler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode(errors="replace") if length else ""
+        now = self.fake.now()
         check["n_pings"] += 1
-        check["status"] = {"success": "up", "fail": "down"}.get(kind, check["status"])
+        n = check["n_pings"]
+        duration = None
+        if kind == "start":
+            check["_last_start"] = now
+        elif kind in ("success", "fail"):
+            if check["_last_start"] is not None:
+                duration = (now - check["_last_start"]).total_seconds()
+            check["_last_start"] = None
+            check["_last_ping"] = now
+            check["status"] = "up" if kind == "success" else "down"
+        ping: dict[str, Any] = {
+            "type": kind,
+            "date": now.isoformat(),
+            "n": n,
+            "scheme": "http",
+            "remote_addr": self.client_address[0],
+            "method": method,
+            "ua": self.headers.get("User-Agent", ""),
+            "rid": None,
+            "body_url": f"{self.fake.url}{API}{code}/pings/{n}/body" if raw else None,
+            "_body": raw,
+        }
+        if duration is not None:
+            ping["duration"] = duration
+        check["_pings"].append(ping)
         self.fake.pings.append((code, kind, raw))
         self._send(200, "OK", kind="text")
 

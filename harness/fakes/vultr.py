@@ -40,7 +40,8 @@ in a provider fails its tests (how the real API treats unknown fields is not doc
 
 Tests can queue faults (`fail_next`), optionally only for one method and path, and optionally after the request
 took effect (a lost answer); read the request log (`requests`); change the rate limit, how fast instances boot,
-and act by hand on the state (`instance()`, `remove_instance()`, `firewall_rule()`, ...).
+retire an operating system (`retire_os`), and act by hand on the state (`instance()`, `remove_instance()`,
+`firewall_rule()`, ...).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.serving import serve
+from harness.fakes.serving import serve
 
 Json = dict[str, Any]
 
@@ -328,15 +329,17 @@ class FakeVultr:
         self.rate_limited = 0  # how many requests the rate limit refused
         self.boot_reads = 2  # GETs of an instance until it is ready (IP assigned halfway)...
         self.boot_seconds: float | None = None  # ...or, when set, seconds since its creation instead
+        self.retired_os: set[str] = set()  # names of operating systems no longer offered
         self._recent: dict[str, deque[float]] = {}
         self._instance_addresses = INSTANCE_NETWORK.hosts()
         self._reserved_addresses = RESERVED_NETWORK.hosts()
         self._v6_networks = 0
         table: list[tuple[str, bool, dict[str, Handler]]] = [
             # [spec] list-os, list-regions and list-plans need no key ("security: []").
-            (r"/v2/os", True, {"GET": lambda call: _page("os", OPERATING_SYSTEMS, call.query)}),
+            (r"/v2/os", True, {"GET": lambda call: _page("os", self.operating_systems(), call.query)}),
             (r"/v2/regions", True, {"GET": lambda call: _page("regions", REGIONS, call.query)}),
             (r"/v2/plans", True, {"GET": lambda call: _page("plans", PLANS, call.query)}),
+            (r"/v2/account", False, {"GET": self._get_account}),
             (r"/v2/instances", False, {"GET": self._list_instances, "POST": self._create_instance}),
             (
                 r"/v2/instances/([^/]+)",
@@ -389,6 +392,21 @@ class FakeVultr:
         """Hand out these addresses, in order, to the next reserved IPv4s (a test that must reach one)."""
         with self.lock:
             self._reserved_addresses = iter([ipaddress.IPv4Address(a) for a in addresses])
+
+    def retire_os(self, name: str, retired: bool = True) -> None:
+        """Offer the operating system called `name` no more (or again): it leaves GET /v2/os and cannot be deployed,
+        while the instances made from it run on and keep it as their `os` (chosen: how the API shows a retired
+        image is not documented; a VM keeps what it was installed with)."""
+        with self.lock:
+            if retired:
+                self.retired_os.add(name)
+            else:
+                self.retired_os.discard(name)
+
+    def operating_systems(self) -> list[Json]:
+        """[os] the operating systems offered now."""
+        with self.lock:
+            return [system for system in OPERATING_SYSTEMS if system["name"] not in self.retired_os]
 
     def add_account(self) -> Account:
         account = Account(api_key=secrets.token_hex(18).upper())
@@ -508,6 +526,24 @@ class FakeVultr:
         self.authenticate(authorization, address)  # every public path has a route: an unknown one needs a key
         raise ApiError(404, "Not found.")  # (chosen)
 
+    # --- the account --------------------------------------------------------------------------------------------
+
+    def _get_account(self, call: Call) -> Answer:
+        """[spec] get-account: {"account": {name, email, acls, balance, pending_charges, last_payment_date,
+        last_payment_amount}}, the spec's example values."""
+        account = call.owner
+        return 200, {
+            "account": {
+                "name": f"ephemeros test {account.api_key[:4]}",
+                "email": "admin@example.com",
+                "acls": ["manage_users", "subscriptions", "billing", "support", "provisioning", "dns", "abuse"],
+                "balance": -5519.11,
+                "pending_charges": 57.03,
+                "last_payment_date": "2020-10-10T01:56:20+00:00",
+                "last_payment_amount": -1,
+            }
+        }
+
     # --- instances ----------------------------------------------------------------------------------------------
 
     def _plan(self, plan_id: Any, region: str) -> Json:
@@ -594,7 +630,7 @@ class FakeVultr:
         sources = [key for key in ("os_id", "iso_id", "snapshot_id", "app_id", "image_id") if body.get(key)]
         if sources != ["os_id"]:
             raise ApiError(400, "Choose one of os_id, iso_id, snapshot_id, app_id or image_id.")  # (chosen)
-        system = next((s for s in OPERATING_SYSTEMS if s["id"] == body["os_id"]), None)
+        system = next((s for s in self.operating_systems() if s["id"] == body["os_id"]), None)
         if system is None:
             raise ApiError(400, "Invalid os_id.")  # (chosen)
         user_data = _base64(body["user_data"], "user_data") if "user_data" in body else ""
@@ -695,7 +731,7 @@ class FakeVultr:
         backups = self._backups(body["backups"]) if "backups" in body else None
         user_data = _base64(body["user_data"], "user_data") if "user_data" in body else None
         tags = self._tags(body["tags"]) if "tags" in body else None
-        if "os_id" in body and not any(s["id"] == body["os_id"] for s in OPERATING_SYSTEMS):
+        if "os_id" in body and not any(s["id"] == body["os_id"] for s in self.operating_systems()):
             raise ApiError(400, "Invalid os_id.")  # (chosen)
         if plan is not None:
             fields.update(plan=plan["id"], ram=plan["ram"], vcpu_count=plan["vcpu_count"])

@@ -1,0 +1,3 @@
+module ephemeros.local/harness/standins/k3s
+
+go 1.21
