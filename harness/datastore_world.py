@@ -24,7 +24,7 @@ from typing import Any
 
 from base import datastore_layout as D
 from base import node_layout as L
-from harness.debian_vm import BRIDGE, DEFAULT_ADDRESS, DebianVM, debian_vm
+from harness.debian_vm import BRIDGE, DEFAULT_ADDRESS, CloudInitResult, DebianVM, debian_vm
 from harness.fakes import healthchecks as healthchecks_fake
 from harness.fakes.healthchecks import FakeHealthchecks
 from harness.fakes.vultr import FakeVultr, running
@@ -87,7 +87,7 @@ class DatastoreWorld:
     endpoint: str  # as node0's stick carries it
     ca: Path  # the datastore CA, as node0's stick carries it
     user_data: str
-    boot_seconds: float  # from QEMU's start until cloud-init was done
+    cloud_init: CloudInitResult  # its outcome on the VM, and the seconds from QEMU's start until it was done
     pings: Pings
 
     def ssh(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -169,7 +169,7 @@ def datastore_world(workdir: Path, packages: Sequence[str] = PACKAGES) -> Iterat
             raise AssertionError(f"cloud-init did not finish cleanly on the datastore VM:\n{result.explain()}")
         s3 = stack_.enter_context(s3_server(host=str(BRIDGE.ip), port=S3_PORT, keys=keys, where=vm.network.command))
         s3.create_bucket(BUCKET)
-        yield DatastoreWorld(project, fake, vm, s3, key, endpoint, ca, user_data, result.seconds, pings)
+        yield DatastoreWorld(project, fake, vm, s3, key, endpoint, ca, user_data, result, pings)
 
 
 def _metadata_stand_in(vm: DebianVM, directory: Path) -> subprocess.Popen[bytes]:

@@ -45,12 +45,11 @@ def _rank(item: pytest.Item) -> int:
 
 
 # The VM modules by group, each group run whole on one worker, the groups about as long as each other on two shared
-# cores (the datastore VM's module ~20-25 min; the whole node's, the boot tests' and the Debian VM's together ~20).
+# cores (the datastore VM's module ~20-25 min; the whole node's and the boot tests' together ~15-20).
 VM_GROUPS = {
     "tests/test_datastore_vm.py": "datastore-vm",
     "tests/test_whole_node.py": "more-vms",
     "tests/test_boot_qemu.py": "more-vms",
-    "tests/test_debian_vm.py": "more-vms",
 }
 
 

@@ -6,12 +6,14 @@ the password in place, and logs in to a new VM without changing anything; only r
 service; a dump goes to a real S3 server and restores into a fresh database with the same rows; the weekly
 restore check restores the newest dump, checks it and pings its heartbeat check with what it found.
 
-One VM boot for the module (PostgreSQL is ready only minutes after boot under TCG); the tests are one scenario.
+One VM boot for the module (PostgreSQL is ready only minutes after boot under TCG); the tests are one scenario,
+the first of which checks the Debian VM harness itself (tests/test_debian_vm.py has its parts that need no VM).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -53,6 +55,18 @@ def kine(world: DatastoreWorld, endpoint: str, ca: Path | None, log: Path) -> su
 
 def etcdctl(world: DatastoreWorld, *args: str) -> subprocess.CompletedProcess[str]:
     return world.vm.run([str(built_tool("etcdctl")), "--endpoints=http://127.0.0.1:2379", *args], timeout=60)
+
+
+def test_the_vm_ran_the_user_data_with_packages_from_the_local_repo(world: DatastoreWorld) -> None:
+    """The harness itself: cloud-init finished cleanly with a valid schema, the user data's packages (and their
+    libraries) came from the local apt repository, and the VM's name resolves to its address in its network."""
+    result = world.cloud_init
+    assert (result.status, result.errors, result.schema_valid) == ("done", (), True), result.explain()
+    assert {"postgresql", "rclone", "nftables", "libpq5"} <= result.packages.keys()
+    assert re.search(r'"GET /debian(-security)?/pool/\S+/postgresql-\d+_\S+_amd64\.deb HTTP/1\.1" 200',
+                     world.vm.repo.log.read_text())  # fmt: skip
+    world.vm.wait_for_port(D.POSTGRES_PORT, timeout=120)
+    assert world.vm.run(["getent", "hosts", world.vm.hostname], check=True).stdout.split()[0] == world.vm.address
 
 
 def test_postgresql_serves_tls_with_the_programs_certificate(world: DatastoreWorld) -> None:
