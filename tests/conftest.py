@@ -25,6 +25,9 @@ from typing import Any
 import pulumi
 import pytest
 
+from harness.k3s_mirror import K3sMirror
+from harness.k3s_mirror import k3s_mirror as serve_k3s_mirror
+from harness.stack import base_settings
 from tests.mocks import Recorder
 
 _PASSED: dict[str, set[str]] = {}
@@ -95,6 +98,13 @@ def pytest_runtest_makereport(
     if in_scenario and report.when == "call" and report.passed:
         _PASSED.setdefault(item.module.__name__, set()).add(item.originalname)  # type: ignore[attr-defined]
     return report
+
+
+@pytest.fixture(scope="module")
+def k3s_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[K3sMirror]:
+    """A loopback mirror of the pinned k3s release (random bytes), which Ignition downloads while applying a config."""
+    with serve_k3s_mirror(tmp_path_factory.mktemp("k3s-mirror"), base_settings()["k3s"]["version"]) as mirror:
+        yield mirror
 
 
 @pytest.fixture

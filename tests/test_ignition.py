@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -18,7 +17,7 @@ import yaml
 
 from base import node_layout as L
 from harness import ignition_tools
-from harness.http_server import serve_directory
+from harness.k3s_mirror import K3sMirror
 from harness.stack import SECRET_VALUES, base_settings, full_settings, node_named, secret_keys, stack_settings, to_raw
 from ignition.render import node_config, to_ignition, to_json
 from settings import LoadedSettings, load_settings
@@ -27,37 +26,13 @@ from settings.node_plan import node_plan
 K3S_VERSION = "v1.36.4+k3s1"
 
 
-@dataclass(frozen=True)
-class K3sMirror:
-    base_url: str
-    sha256: str
-    binary: bytes
-    requests: list[str]
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _tools() -> None:
     ignition_tools.require_tools()
 
 
-@pytest.fixture(scope="module")
-def k3s_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[K3sMirror]:
-    """A LAN mirror of k3s releases on loopback, holding a stand-in 'k3s' binary for the pinned version."""
-    root = tmp_path_factory.mktemp("mirror")
-    binary = os.urandom(3 * 1024 * 1024)
-    (root / K3S_VERSION).mkdir()
-    (root / K3S_VERSION / "k3s").write_bytes(binary)
-    with serve_directory(root) as (url, requests):
-        yield K3sMirror(url, hashlib.sha256(binary).hexdigest(), binary, requests)
-
-
 def load(doc: dict[str, Any], secret: Collection[str] = ()) -> LoadedSettings:
     return load_settings(to_raw(doc), secret_keys(set(secret)))
-
-
-def mirrored(doc: dict[str, Any], mirror: K3sMirror, sha256: str | None = None) -> dict[str, Any]:
-    """The same stack with k3s coming from the loopback mirror, as a lab without internet would set it."""
-    return {**doc, "k3s": {**doc["k3s"], "baseUrl": mirror.base_url, "sha256": sha256 or mirror.sha256}}
 
 
 def render_to(loaded: LoadedSettings, hostname: str, directory: Path) -> Path:
@@ -96,7 +71,7 @@ def test_full_feature_configs_pass_ignition_validate(hostname: str, tmp_path: Pa
 def test_ignition_applies_dev_stack_config(
     hostname: str, tmp_path: Path, world_readable_tmp: Path, k3s_mirror: K3sMirror
 ) -> None:
-    loaded = load(mirrored(DEV, k3s_mirror))
+    loaded = load(k3s_mirror.serving(DEV))
     node = node_named(loaded.settings, hostname)
     applied = ignition_tools.apply(render_to(loaded, hostname, tmp_path), world_readable_tmp)
     assert applied.returncode == 0, applied.log
@@ -161,7 +136,7 @@ def test_ignition_applies_dev_stack_config(
 
 
 def test_ignition_applies_every_feature(tmp_path: Path, world_readable_tmp: Path, k3s_mirror: K3sMirror) -> None:
-    loaded = load(mirrored(FULL, k3s_mirror), FULL_SECRET)
+    loaded = load(k3s_mirror.serving(FULL), FULL_SECRET)
     applied = ignition_tools.apply(render_to(loaded, "node0", tmp_path), world_readable_tmp)
     assert applied.returncode == 0, applied.log
     root = applied.root
@@ -198,7 +173,7 @@ def test_ignition_applies_every_feature(tmp_path: Path, world_readable_tmp: Path
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path: Path, world_readable_tmp: Path, k3s_mirror: K3sMirror) -> None:
-    loaded = load(mirrored(FULL, k3s_mirror), FULL_SECRET)
+    loaded = load(k3s_mirror.serving(FULL), FULL_SECRET)
     applied = ignition_tools.apply(render_to(loaded, "node0", tmp_path), world_readable_tmp)
     assert applied.returncode == 0, applied.log
     units = [p for p in (applied.root / "etc/systemd/system").iterdir() if not p.is_symlink()]
@@ -215,7 +190,7 @@ def test_a_wrong_k3s_checksum_makes_ignition_fail(
     tmp_path: Path, world_readable_tmp: Path, k3s_mirror: K3sMirror
 ) -> None:
     wrong = hashlib.sha256(b"not the binary").hexdigest()
-    loaded = load(mirrored(DEV, k3s_mirror, sha256=wrong))
+    loaded = load(k3s_mirror.serving(DEV, sha256=wrong))
     applied = ignition_tools.apply(render_to(loaded, "node1", tmp_path), world_readable_tmp)
     assert applied.returncode != 0
     assert "hash" in applied.log.lower()

@@ -6,11 +6,9 @@ Ignition, which anyone may read; k3s's embedded mirror is on where k3s reads it 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -27,7 +25,7 @@ from components.cluster import Cluster, ClusterArgs
 from harness import ignition_tools
 from harness.certificates import new_ca
 from harness.generated_secrets import GeneratedSecrets, secret_files
-from harness.http_server import serve_directory
+from harness.k3s_mirror import K3sMirror
 from harness.stack import REPO, base_settings, node_named, secret_keys, to_raw
 from ignition.render import node_config, to_ignition, to_json
 from settings import LoadedSettings, SettingsError, load_settings
@@ -148,23 +146,11 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def k3s_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """A loopback mirror of the k3s release, which Ignition downloads while applying a config."""
-    root = tmp_path_factory.mktemp("k3s")
-    binary = os.urandom(1024 * 1024)
-    version = base_settings()["k3s"]["version"]
-    (root / version).mkdir()
-    (root / version / "k3s").write_bytes(binary)
-    with serve_directory(root) as (url, _):
-        yield url, hashlib.sha256(binary).hexdigest()
-
-
-def assemble(loaded: LoadedSettings, hostname: str, workdir: Path, k3s: tuple[str, str]) -> tuple[Path, str]:
+def assemble(loaded: LoadedSettings, hostname: str, workdir: Path, k3s: K3sMirror) -> tuple[Path, str]:
     """Apply the node's Ignition to a scratch root, put its stick's file under /secrets, and run the unit's script.
     Returns the root and the public Ignition's JSON."""
     settings = loaded.settings.model_copy(
-        update={"k3s": loaded.settings.k3s.model_copy(update={"base_url": k3s[0], "sha256": k3s[1]})}
+        update={"k3s": loaded.settings.k3s.model_copy(update={"base_url": k3s.base_url, "sha256": k3s.sha256})}
     )
     node = node_named(settings, hostname)
     config = node_config(settings, node_plan(settings, node, loaded.credentials))
@@ -216,7 +202,7 @@ def _tools() -> None:
 
 @pytest.mark.parametrize("hostname", ["node0", "node1"])
 def test_the_assembled_file_is_k3s_documented_registries_yaml(
-    hostname: str, world_readable_tmp: Path, k3s_mirror: tuple[str, str]
+    hostname: str, world_readable_tmp: Path, k3s_mirror: K3sMirror
 ) -> None:
     root, _ = assemble(load(registries_doc()), hostname, world_readable_tmp, k3s_mirror)
     target = root / L.REGISTRIES_FILE.lstrip("/")
@@ -233,9 +219,7 @@ def test_the_assembled_file_is_k3s_documented_registries_yaml(
     assert f"enable {L.REGISTRIES_UNIT}" in presets
 
 
-def test_without_credentials_the_public_part_is_the_whole_file(
-    world_readable_tmp: Path, k3s_mirror: tuple[str, str]
-) -> None:
+def test_without_credentials_the_public_part_is_the_whole_file(world_readable_tmp: Path, k3s_mirror: K3sMirror) -> None:
     doc = registries_doc()
     del doc["registryAuth"]
     root, _ = assemble(load(doc), "node1", world_readable_tmp, k3s_mirror)
@@ -252,7 +236,7 @@ def test_without_credentials_the_public_part_is_the_whole_file(
 
 
 def test_credentials_only_for_a_registry_with_no_other_setting_still_make_a_valid_file(
-    world_readable_tmp: Path, k3s_mirror: tuple[str, str]
+    world_readable_tmp: Path, k3s_mirror: K3sMirror
 ) -> None:
     doc = base_settings()
     doc["registryAuth"] = {"registry.lab.test:5000": {"auth": base64.b64encode(b"u:" + PASSWORD.encode()).decode()}}

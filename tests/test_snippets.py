@@ -4,9 +4,6 @@ write what the program writes, or hold anything credential-looking (they are pub
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +13,7 @@ import pytest
 from base import node_layout as L
 from base.build_layout import BuildDir
 from harness import ignition_tools
-from harness.http_server import serve_directory
+from harness.k3s_mirror import K3sMirror
 from harness.stack import REPO, base_settings, node_named, to_raw
 from ignition.render import config_digest, node_config, to_ignition, to_json
 from settings import LoadedSettings, SettingsError, load_settings
@@ -67,23 +64,12 @@ def _tools() -> None:
     ignition_tools.require_tools()
 
 
-@pytest.fixture(scope="module")
-def k3s_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    root = tmp_path_factory.mktemp("k3s")
-    binary = os.urandom(1024 * 1024)
-    version = base_settings()["k3s"]["version"]
-    (root / version).mkdir()
-    (root / version / "k3s").write_bytes(binary)
-    with serve_directory(root) as (url, _):
-        yield url, hashlib.sha256(binary).hexdigest()
-
-
 @pytest.mark.parametrize("hostname", ["node0", "node1", "node2"])
 def test_ignition_merges_every_nodes_then_the_roles_then_the_nodes_own_snippets(
-    hostname: str, tmp_path: Path, world_readable_tmp: Path, k3s_mirror: tuple[str, str]
+    hostname: str, tmp_path: Path, world_readable_tmp: Path, k3s_mirror: K3sMirror
 ) -> None:
     doc = snippets_doc()
-    doc["k3s"] = {**doc["k3s"], "baseUrl": k3s_mirror[0], "sha256": k3s_mirror[1]}
+    doc = k3s_mirror.serving(doc)
     settings = load(doc).settings
     config = node_config(settings, node_plan(settings, node_named(settings, hostname), Credentials()))
     path = tmp_path / f"{hostname}.ign"
@@ -164,10 +150,10 @@ PROXY = """systemd:
 
 
 def test_a_drop_in_on_a_unit_of_the_program_is_allowed_and_leaves_the_unit_as_it_was(
-    tmp_path: Path, world_readable_tmp: Path, k3s_mirror: tuple[str, str]
+    tmp_path: Path, world_readable_tmp: Path, k3s_mirror: K3sMirror
 ) -> None:
     doc = base_settings()
-    doc["k3s"] = {**doc["k3s"], "baseUrl": k3s_mirror[0], "sha256": k3s_mirror[1]}
+    doc = k3s_mirror.serving(doc)
     doc["snippets"] = {"all": [PROXY]}
     settings = load(doc).settings
     assert snippet_problems(settings) == []
