@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from providers.http import retrying_session
+from providers.http import json_object, retrying_session
 from providers.props import ProviderError
 
 API_PATH = "/api/v3/"
@@ -91,11 +91,8 @@ class HealthchecksApi:
 
     def _document(self, subject: str, method: str, url: str, response: requests.Response) -> Json:
         """The answer's JSON object; anything else (a web page, where the API should be) is an error saying so."""
-        try:
-            document = response.json()
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
+        document = json_object(response)
+        if document is None:
             raise HealthchecksError(
                 f"healthchecks {subject}: {method} {self._where(url)} answered {response.status_code} with no JSON "
                 "object (a web page, not the API?)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -34,3 +35,12 @@ def retrying_session(
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
     return session
+
+
+def json_object(response: requests.Response) -> dict[str, Any] | None:
+    """The answer's body as a JSON object, or None when it is anything else (not JSON, or a list or a string)."""
+    try:
+        document = response.json()
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.util.retry import Retry
 
-from providers.http import retrying_session
+from providers.http import json_object, retrying_session
 from providers.props import ProviderError
 from settings.datastore import VULTR_API_ROOT, vultr_api_origin
 
@@ -155,11 +155,8 @@ class VultrApi:
     def _document(self, method: str, path: str, response: requests.Response) -> Json:
         if not response.content:
             return {}
-        try:
-            document = response.json()
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
+        document = json_object(response)
+        if document is None:
             raise VultrError(
                 f"Vultr API: {method} {self.where(path)} answered {response.status_code} with something other"
                 f" than a JSON object: {self._redact(response.text.strip()[:200])}",
