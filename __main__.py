@@ -9,11 +9,12 @@ from components.cluster import Cluster, ClusterArgs
 from stack.config import load_stack_settings, stop, warn
 from stack.outputs import DATASTORE
 from stack.preflight import PreflightError, check_machine, only_reads_or_deletes
-from stack.sdk import project_stack_traces, quiet_sdk_debug_messages
+from stack.sdk import project_stack_traces, quiet_sdk_debug_messages, wait_for_outputs_once_each
 from stack.services import check_services
 
 quiet_sdk_debug_messages()
 project_stack_traces()
+wait_for_outputs_once_each()
 loaded = load_stack_settings()
 settings = loaded.settings
 build_dir = BuildDir(Path("build") / pulumi.get_stack())

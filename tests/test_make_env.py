@@ -4,6 +4,7 @@ and the backend and passphrase the environment chooses, or else the project's ow
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import yaml
 
@@ -83,3 +84,14 @@ def test_the_ci_example_gives_make_the_teams_backend_and_passphrase() -> None:
     assert set(workflow[True]) == {"pull_request", "push"}  # YAML 1.1 reads the key `on` as true
     steps = {step.get("if"): step.get("run") for step in workflow["jobs"]["pulumi"]["steps"] if "if" in step}
     assert steps == {"github.event_name == 'pull_request'": "make preview", "github.event_name == 'push'": "make up"}
+
+
+def test_the_engine_writes_no_debug_log_of_its_own() -> None:
+    """The engine logs every command to PULUMI_HOME/logs unless it cannot make that directory (Makefile: engine)."""
+    env = project_defaults_env() | make_env()
+    home = Path(env["PULUMI_HOME"])
+    assert (home / "logs").resolve() == Path("/dev/null")
+    done = subprocess.run(["pulumi", "stack", "ls", "--all"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "log" not in done.stderr
+    assert not list(home.rglob("*.log"))
