@@ -50,7 +50,7 @@ ENV_VARS := PATH PULUMI_HOME PULUMI_BACKEND_URL $(if $(PULUMI_CONFIG_PASSPHRASE_
 # Debian packages: what `make up` needs, and what the tests need on top.
 APT_UP := ca-certificates curl fdisk dosfstools mtools syslinux syslinux-common e2fsprogs ignition
 APT_TEST := gdisk policycoreutils systemd qemu-system-x86 ovmf seabios busybox-static cpio kmod \
-	bind9 bind9-utils bind9-dnsutils cloud-init rclone debootstrap qemu-utils dnsmasq-base
+	bind9 bind9-utils bind9-dnsutils cloud-init rclone debootstrap qemu-utils dnsmasq-base gpg
 
 ON_STACK := --stack $(STACK) --non-interactive
 

@@ -61,7 +61,6 @@ def timed(project: PulumiProject, *args: str, cpu: list[float] | None = None) ->
 
 def measure(nodes: int, runs: int, work: Path) -> dict[str, Any]:
     project = PulumiProject(work / "ephemeros", "scale")
-    project.env.pop("PYTHONDONTWRITEBYTECODE", None)  # as on a user's machine: the program's modules are compiled once
     project.init(stack_of(nodes))
     first_cpu: list[float] = []
     first = timed(project, "up", "--yes", cpu=first_cpu)

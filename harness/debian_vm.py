@@ -56,8 +56,15 @@ BOOT_TOOLS = {
     "mcopy": "mtools",
     "ip": "iproute2",
     "apt-get": "apt",
+    "gpg": "gpg",  # signs the local apt repository's indexes
 }
-BUILD_TOOLS = {"debootstrap": "debootstrap", "mkfs.ext4": "e2fsprogs", "chroot": "coreutils", "unshare": "util-linux"}
+BUILD_TOOLS = {
+    "gpg": "gpg",
+    "debootstrap": "debootstrap",
+    "mkfs.ext4": "e2fsprogs",
+    "chroot": "coreutils",
+    "unshare": "util-linux",
+}
 
 # The guest program that reports cloud-init's outcome, and its unit: files under harness/templates.
 GUEST = Templates(Path(__file__).parent / "templates")
@@ -204,6 +211,7 @@ def _build(recipe: ImageRecipe, work: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
         target.chmod(mode)
+    apt_repo.new_mirror_key(out / apt_repo.MIRROR_SIGNING_KEY, rootfs / apt_repo.MIRROR_KEY_IN_VM.lstrip("/"))
     _run_logged(_in_chroot(rootfs, recipe.finalize_script), log, env=env)
     image = _image_in(out, recipe)
     for pattern, target in (("vmlinuz-*", image.kernel), ("initrd.img-*", image.initrd)):

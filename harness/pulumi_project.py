@@ -34,9 +34,20 @@ CHOSEN_BY_ENVIRONMENT = (
 )
 
 
+# Set where the tests run, and not on a user's machine: with it, every process the engine starts (the program, the
+# dynamic providers) compiled the project's modules anew, a second or more of CPU each, hundreds of times a test run.
+NOT_ON_A_USERS_MACHINE = ("PYTHONDONTWRITEBYTECODE",)
+
+
+def users_env() -> dict[str, str]:
+    """This environment as on a user's machine."""
+    return {key: value for key, value in os.environ.items() if key not in NOT_ON_A_USERS_MACHINE}
+
+
 def project_defaults_env() -> dict[str, str]:
-    """This environment without what would choose another backend or passphrase than the project's defaults."""
-    return {key: value for key, value in os.environ.items() if key not in CHOSEN_BY_ENVIRONMENT}
+    """This environment (as on a user's machine) without what would choose another backend or passphrase than the
+    project's defaults."""
+    return {key: value for key, value in users_env().items() if key not in CHOSEN_BY_ENVIRONMENT}
 
 
 def make_env(env: dict[str, str] | None = None, cwd: Path = REPO) -> dict[str, str]:
@@ -74,7 +85,7 @@ class PulumiProject:
             (workdir / ".tools" / tools).symlink_to(REPO / ".tools" / tools)
         (workdir / "state").mkdir()
         self.env = {
-            **os.environ,
+            **users_env(),
             **make_env(),
             "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}?metadata=skip",
             "PULUMI_CONFIG_PASSPHRASE": secrets.token_urlsafe(24),

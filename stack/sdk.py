@@ -57,11 +57,9 @@ def project_stack_traces() -> None:
     sdk_resource._get_stack_trace = ours
 
 
-# The sha256 of the SDK's own wait_for_rpcs (pulumi 3.259.0) that `wait_for_outputs_once_each` replaces.
-SDK_WAIT_FOR_RPCS = "c92289a2f839f5221a4068c262a706a05ce2af506b5484545ac5d371b6211e48"
-
-
+# The SDK's own wait_for_rpcs, and the sha256 of its source in pulumi 3.259.0, which `_wait_for_rpcs` was written from.
 SDK_OWN_WAIT_FOR_RPCS = sdk_stack.wait_for_rpcs
+SDK_WAIT_FOR_RPCS = "c92289a2f839f5221a4068c262a706a05ce2af506b5484545ac5d371b6211e48"
 
 
 def sdk_wait_for_rpcs_digest() -> str:

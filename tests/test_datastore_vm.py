@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from base import datastore_layout as D
+from harness import apt_repo
 from harness.datastore_world import (
     BUCKET,
     METADATA_STAND_IN,
@@ -63,6 +64,7 @@ def test_the_vm_ran_the_user_data_with_packages_from_the_local_repo(world: Datas
     result = world.cloud_init
     assert (result.status, result.errors, result.schema_valid) == ("done", (), True), result.explain()
     assert {"postgresql", "rclone", "nftables", "libpq5"} <= result.packages.keys()
+    assert set(apt_repo.installs(world.vm.repo.root)) <= result.packages.keys()  # Recommends too, from its index
     assert re.search(r'"GET /debian(-security)?/pool/\S+/postgresql-\d+_\S+_amd64\.deb HTTP/1\.1" 200',
                      world.vm.repo.log.read_text())  # fmt: skip
     world.vm.wait_for_port(D.POSTGRES_PORT, timeout=120)
