@@ -35,7 +35,7 @@ CHOSEN_BY_ENVIRONMENT = (
 
 
 # Set where the tests run, and not on a user's machine: with it, every process the engine starts (the program, the
-# dynamic providers) compiled the project's modules anew, a second or more of CPU each, hundreds of times a test run.
+# dynamic providers) compiled the project's modules anew, ~0.6 s of CPU per `pulumi up`, hundreds of times a run.
 NOT_ON_A_USERS_MACHINE = ("PYTHONDONTWRITEBYTECODE",)
 
 
