@@ -30,7 +30,7 @@ from urllib.parse import unquote
 
 from harness.asset_cache import CACHE, building
 from harness.netns import Network
-from harness.processes import stop
+from harness.processes import stop, write_private
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 HOST_LISTS = Path("/var/lib/apt/lists")
@@ -53,7 +53,8 @@ def sources_list(base_url: str, codename: str) -> str:
     )
 
 
-def _gpg(home: Path, *args: str) -> None:
+def _gpg(home: Path, *args: str) -> str:
+    """gpg with its own home, never asking; its output."""
     done = subprocess.run(
         ["gpg", "--homedir", str(home), "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "", *args],
         capture_output=True,
@@ -61,6 +62,7 @@ def _gpg(home: Path, *args: str) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"gpg {args[0]} failed: {done.stderr.strip()}")
+    return done.stdout
 
 
 def new_mirror_key(secret: Path, public: Path) -> None:
@@ -69,9 +71,7 @@ def new_mirror_key(secret: Path, public: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="ephemeros-gpg-") as home:
         _gpg(Path(home), "--quick-generate-key", "ephemeros test mirror", "ed25519", "sign", "never")
         _gpg(Path(home), "--armor", "--output", str(public), "--export")
-        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
-        _gpg(Path(home), "--armor", "--yes", "--output", str(secret), "--export-secret-keys")
+        write_private(secret, _gpg(Path(home), "--armor", "--export-secret-keys").encode())
 
 
 def host_mirrors(codename: str) -> dict[str, str]:
